@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOCI
+import BerthOS
+
+/// linux.resources. Limits need cgroup v2 controllers; a limit that cannot
+/// be applied is an error, never silently ignored.
+enum Cgroups {
+    /// The cgroup v2 mount point: /sys/fs/cgroup on a unified host,
+    /// /sys/fs/cgroup/unified on a hybrid one.
+    static var v2Mount: String? {
+        for path in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] where Files.exists(path + "/cgroup.controllers") {
+            return path
+        }
+        return nil
+    }
+
+    /// True when `resources` asks for nothing berth must enforce: podman
+    /// and containerd always send the default device rules and zero values.
+    static func onlyDefaults(_ resources: JSONValue) -> Bool {
+        guard case .object(let object) = resources else { return resources.isEmpty }
+        return object.allSatisfy { key, value in key == "devices" || value.isEmpty }
+    }
+
+    static let controllerFor: [String: String] = [
+        "memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "io", "hugepageLimits": "hugetlb",
+        "network": "net_cls", "rdma": "rdma",
+    ]
+
+    static func checkLimitsSupported(_ resources: JSONValue) throws(RuntimeError) {
+        guard case .object(let object) = resources else { return }
+        let available: [String]
+        if let mount = v2Mount, let text = try? Files.readString(mount + "/cgroup.controllers") {
+            available = text.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init)
+        } else {
+            available = []
+        }
+        let where_ = v2Mount.map { "cgroup v2 at \($0) has: \(available.isEmpty ? "none" : available.joined(separator: " "))" }
+            ?? "no cgroup v2 hierarchy is mounted"
+        for key in object.keys.sorted() where key != "devices" && !(object[key]?.isEmpty ?? true) {
+            let controller = controllerFor[key] ?? key
+            if !available.contains(controller) {
+                throw RuntimeError(.unsupported, "linux.resources.\(key) needs the cgroup v2 \"\(controller)\" controller, which this host lacks (\(where_))")
+            }
+            throw RuntimeError(.unsupported, "linux.resources.\(key): cgroup limits are not implemented in this berth yet")
+        }
+    }
+}

@@ -1,0 +1,162 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOCI
+import BerthOS
+import CBerth
+import FoundationEssentials
+
+/// What `exec` was asked to run.
+public struct ExecOptions: Sendable {
+    public var id: String
+    public var processFile: String?
+    public var arguments: [String] = []
+    public var terminal = false
+    public var detach = false
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var cwd: String?
+    public var environment: [String] = []
+    public var user: String?
+    public var additionalGids: [UInt32] = []
+    public var noNewPrivileges = false
+    public var preserveFDs = 0
+
+    public init(id: String) { self.id = id }
+}
+
+/// `exec`: a new process in a running container's namespaces. The parent
+/// joins the user namespace (so it may join the rest) and the pid namespace
+/// (which only affects children), then forks one child that joins the
+/// others and execs: one fork, and the process is the parent's own child.
+public enum ExecLauncher {
+    public static func exec(_ options: ExecOptions, paths: RuntimePaths) throws(RuntimeError) -> Int32 {
+        let (directory, record) = try Operations.open(options.id, paths: paths)
+        let status = record.status(in: directory)
+        guard status == .running || status == .created else {
+            throw RuntimeError(.invalidState, "cannot exec in container \"\(options.id)\": it is \(status.rawValue)")
+        }
+        let spec = directory.loadSpec()
+        let process = try makeProcess(options, base: spec?.process)
+        if process.terminal == true && options.detach && options.consoleSocket == nil {
+            throw RuntimeError(.invalidArgument, "exec --tty --detach needs --console-socket")
+        }
+        let rlimits = Rlimits.clamped(process.rlimits ?? [], warn: Operations.warn)
+        let pid = record.pid
+
+        let namespaceTypes: [(String, Int32)] = [
+            ("user", BERTH_CLONE_NEWUSER), ("ipc", BERTH_CLONE_NEWIPC), ("uts", BERTH_CLONE_NEWUTS),
+            ("net", BERTH_CLONE_NEWNET), ("cgroup", BERTH_CLONE_NEWCGROUP), ("pid", BERTH_CLONE_NEWPID),
+            ("time", BERTH_CLONE_NEWTIME), ("mnt", BERTH_CLONE_NEWNS),
+        ]
+        // Only namespaces that differ from ours need joining.
+        var toJoin: [(String, Int32, FileDescriptor)] = []
+        defer { for entry in toJoin { entry.2.close() } }
+        for (name, flag) in namespaceTypes {
+            let theirs = "/proc/\(pid)/ns/\(name)"
+            guard let target = Files.readLink(theirs), target != Files.readLink("/proc/self/ns/\(name)") else { continue }
+            let fd = try step("open \(theirs)") { () throws(Errno) in try FileDescriptor.open(theirs, O_RDONLY) }
+            toJoin.append((name, flag, fd))
+        }
+        // Re-check identity after opening: the pid must still be the container.
+        guard processStartTime(pid) == record.startTime else {
+            throw RuntimeError(.invalidState, "cannot exec in container \"\(options.id)\": it is stopped")
+        }
+        for (name, flag, fd) in toJoin where name == "user" || name == "pid" {
+            if berth_setns(fd.rawValue, flag) != 0 {
+                throw RuntimeError.system("join the container's \(name) namespace", Errno.current)
+            }
+        }
+        let foreground = !options.detach
+        if foreground { _ = berth_block_all_signals(nil) }
+        let (parentEnd, childEnd) = try step("create sync socket") { () throws(Errno) in try makeSocketPair() }
+        let channel = SyncChannel(parentEnd)
+        defer { channel.close() }
+        let child = berth_clone(0)
+        if child == 0 {
+            parentEnd.close()
+            let childChannel = SyncChannel(childEnd)
+            do throws(RuntimeError) {
+                for (name, flag, fd) in toJoin where name != "user" && name != "pid" {
+                    if berth_setns(fd.rawValue, flag) != 0 {
+                        throw RuntimeError.system("join the container's \(name) namespace", Errno.current)
+                    }
+                }
+                let setup = ProcessSetup(process: process, rlimits: rlimits, channel: childChannel, warn: Operations.warn)
+                let prepared = try setup.prepare(bindConsole: false)
+                ProcessSetup.closeInheritedDescriptors(preserving: options.preserveFDs)
+                if foreground { _ = berth_prctl(BERTH_PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
+                let error = ProcessSetup.exec(prepared)
+                throw RuntimeError(.failed, "exec \"\(prepared.path)\": \(error) in the container")
+            } catch {
+                try? childChannel.send("error:" + error.message)
+                _exit(127)
+            }
+        }
+        let cloneError = Errno.current
+        childEnd.close()
+        if child < 0 { throw RuntimeError.system("fork for exec", cloneError) }
+
+        var master: FileDescriptor? = nil
+        defer { master?.close() }
+        while let message = try? channel.receive() {
+            if message.text.hasPrefix("pty:"), let fd = message.fd {
+                if let socket = options.consoleSocket {
+                    defer { fd.close() }
+                    try Launcher.sendToConsoleSocket(fd, path: socket, name: String(message.text.dropFirst(4)))
+                } else {
+                    master = fd
+                }
+            } else if message.text.hasPrefix("error:") {
+                _ = try? waitForProcess(child)
+                throw RuntimeError(.failed, String(message.text.dropFirst(6)))
+            }
+        }
+        if let pidFile = options.pidFile {
+            let file = Files.absolute(pidFile)
+            try step("write pid file \(file)") { () throws(Errno) in try Files.writeAtomically(file, Array(String(child).utf8)) }
+        }
+        if options.detach { return 0 }
+        return Supervisor(pid: child, master: master).wait().shellCode
+    }
+
+    /// The process to run: --process JSON, or the container's own process
+    /// with the command line's arguments and overrides (as runc does).
+    static func makeProcess(_ options: ExecOptions, base: BerthOCI.Process?) throws(RuntimeError) -> BerthOCI.Process {
+        if let file = options.processFile {
+            let bytes: [UInt8]
+            do { bytes = try Files.read(Files.absolute(file)) } catch { throw RuntimeError.system("read process file \(file)", error) }
+            do {
+                let process = try JSONDecoder().decode(BerthOCI.Process.self, from: Data(bytes))
+                guard let args = process.args, !args.isEmpty else {
+                    throw RuntimeError(.invalidArgument, "process file \(file): args must not be empty")
+                }
+                return process
+            } catch let error as RuntimeError {
+                throw error
+            } catch {
+                throw RuntimeError(.invalidArgument, "invalid process file \(file): \(error)")
+            }
+        }
+        guard !options.arguments.isEmpty else {
+            throw RuntimeError(.invalidArgument, "exec needs a command to run")
+        }
+        var process = base ?? BerthOCI.Process()
+        process.args = options.arguments
+        process.terminal = options.terminal
+        process.consoleSize = nil
+        if let cwd = options.cwd { process.cwd = cwd }
+        process.env = (process.env ?? []) + options.environment
+        if let user = options.user {
+            let parts = user.split(separator: ":", maxSplits: 1)
+            guard let uid = UInt32(parts[0]), parts.count == 1 || UInt32(parts[1]) != nil else {
+                throw RuntimeError(.invalidArgument, "--user \"\(user)\": expected UID[:GID]")
+            }
+            process.user.uid = uid
+            process.user.gid = parts.count > 1 ? UInt32(parts[1])! : 0
+        }
+        if !options.additionalGids.isEmpty { process.user.additionalGids = options.additionalGids }
+        if options.noNewPrivileges { process.noNewPrivileges = true }
+        return process
+    }
+}

@@ -1,0 +1,194 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOCI
+import BerthOS
+import CBerth
+import FoundationEssentials
+
+/// What `create` and `run` were asked to do.
+public struct LaunchOptions: Sendable {
+    public enum Mode: Sendable { case create, runDetached, runForeground }
+    public var id: String
+    public var bundle: String?
+    public var pidFile: String?
+    public var consoleSocket: String?
+    public var noPivot = false
+    public var preserveFDs = 0
+    public var mode: Mode
+
+    public init(id: String, bundle: String?, mode: Mode) {
+        self.id = id
+        self.bundle = bundle
+        self.mode = mode
+    }
+}
+
+/// The parent side of a launch: validate, create the state directory,
+/// clone() into the namespaces, write id maps, run the runtime's hooks,
+/// record the container. On any failure it kills the child and removes
+/// what it made, so bad input leaves nothing behind.
+public enum Launcher {
+    static func warn(_ message: String) {
+        try? FileDescriptor.standardError.writeAll("berth: warning: \(message)\n")
+    }
+
+    /// `create` and `run`. Returns the exit code for the command.
+    public static func launch(_ options: LaunchOptions, paths: RuntimePaths) throws(RuntimeError) -> Int32 {
+        try RuntimePaths.validate(id: options.id)
+        let bundle = try LoadedBundle(path: options.bundle)
+        let spec = bundle.spec
+        let terminal = spec.process?.terminal == true
+        if terminal && options.mode != .runForeground && options.consoleSocket == nil {
+            throw RuntimeError(.invalidArgument, "process.terminal is true: --console-socket is required with create and run --detach")
+        }
+        if !terminal && options.consoleSocket != nil {
+            throw RuntimeError(.invalidArgument, "--console-socket given but process.terminal is false in config.json")
+        }
+        let rlimits = Rlimits.clamped(spec.process?.rlimits ?? [], warn: warn)
+        let directory = ContainerDirectory(paths: paths, id: options.id)
+        try directory.create(stateRoot: paths.stateRoot)
+
+        var child: pid_t = 0
+        var launched = false
+        do {
+            let result = try launchCreated(options, bundle: bundle, rlimits: rlimits, directory: directory, child: &child)
+            launched = true
+            return result
+        } catch {
+            if !launched {
+                if child > 0 {
+                    _ = Glibc.kill(child, SIGKILL)
+                    _ = try? waitForProcess(child)
+                }
+                directory.remove()
+            }
+            throw error
+        }
+    }
+
+    private static func launchCreated(_ options: LaunchOptions, bundle: LoadedBundle, rlimits: [POSIXRlimit],
+                                      directory: ContainerDirectory, child: inout pid_t) throws(RuntimeError) -> Int32 {
+        let spec = bundle.spec
+        try step("write \(directory.configPath)") { () throws(Errno) in try Files.writeAtomically(directory.configPath, bundle.configBytes, mode: 0o600) }
+
+        var execFifo: FileDescriptor? = nil
+        if options.mode == .create {
+            if mkfifo(directory.fifoPath, 0o622) != 0 { throw RuntimeError.system("mkfifo \(directory.fifoPath)", Errno.current) }
+            if !RuntimePaths.isRootless, let rootMapping = spec.linux?.uidMappings?.first(where: { $0.containerID == 0 }) {
+                let gid = spec.linux?.gidMappings?.first(where: { $0.containerID == 0 })?.hostID ?? 0
+                _ = chown(directory.fifoPath, rootMapping.hostID, gid)
+            }
+            execFifo = try step("open exec fifo") { () throws(Errno) in try FileDescriptor.open(directory.fifoPath, BERTH_O_PATH) }
+        }
+        defer { execFifo?.close() }
+
+        let foreground = options.mode == .runForeground
+        if foreground { _ = berth_block_all_signals(nil) }
+
+        let (parentEnd, childEnd) = try step("create sync socket") { () throws(Errno) in try makeSocketPair() }
+        let channel = SyncChannel(parentEnd)
+        defer { channel.close() }
+
+        // Joining a pid namespace only affects children: do it here, around clone().
+        var ownPidNamespace: FileDescriptor? = nil
+        if let pidPath = bundle.namespacePath("pid") {
+            ownPidNamespace = try step("open /proc/self/ns/pid") { () throws(Errno) in try FileDescriptor.open("/proc/self/ns/pid", O_RDONLY) }
+            let target = try step("open pid namespace \(pidPath)") { () throws(Errno) in try FileDescriptor.open(pidPath, O_RDONLY) }
+            defer { target.close() }
+            if berth_setns(target.rawValue, BERTH_CLONE_NEWPID) != 0 {
+                ownPidNamespace?.close()
+                throw RuntimeError.system("join pid namespace \(pidPath)", Errno.current)
+            }
+        }
+        let pid = berth_clone(bundle.cloneFlags)
+        if pid == 0 {
+            parentEnd.close()
+            ContainerInit(bundle: bundle, channel: SyncChannel(childEnd), execFifo: execFifo, rlimits: rlimits,
+                          noPivot: options.noPivot, preserveFDs: options.preserveFDs, dieWithParent: foreground).run()
+        }
+        let cloneError = Errno.current
+        childEnd.close()
+        if let ownPidNamespace {
+            _ = berth_setns(ownPidNamespace.rawValue, BERTH_CLONE_NEWPID)
+            ownPidNamespace.close()
+        }
+        if pid < 0 { throw RuntimeError.system("clone into new namespaces", cloneError) }
+        child = pid
+
+        if bundle.hasNewNamespace("user") {
+            try IDMapper.write(pid: pid, uidMappings: spec.linux?.uidMappings ?? [], gidMappings: spec.linux?.gidMappings ?? [])
+        }
+        let created = timestampNow()
+        var record = ContainerRecord(
+            id: options.id, pid: pid, startTime: processStartTime(pid) ?? 0, bundle: bundle.path, rootfs: bundle.rootfs,
+            created: created, owner: userName(geteuid()), annotations: spec.annotations,
+            ownPidNamespace: bundle.hasNewNamespace("pid"), hasTerminal: spec.process?.terminal
+        )
+        var state = record.state(in: directory)
+        state.status = .creating
+        state.pid = pid
+        try step("start the container's init") { () throws(Errno) in try channel.send("go:" + String(decoding: HookRunner.encode(state), as: UTF8.self)) }
+
+        var master: FileDescriptor? = nil
+        defer { master?.close() }
+        // Follow the child until it is ready to exec.
+        while true {
+            guard let message = try? channel.receive() else {
+                throw RuntimeError(.failed, "container init exited before it was ready: \(reapDescription(pid))")
+            }
+            if message.text == "ready" { break }
+            if message.text == "hooks" {
+                try HookRunner.run(.prestart, spec: spec, state: state, warn: warn)
+                try HookRunner.run(.createRuntime, spec: spec, state: state, warn: warn)
+                try step("resume the container's init") { () throws(Errno) in try channel.send("hooks-done") }
+            } else if message.text.hasPrefix("pty:"), let fd = message.fd {
+                if let socket = options.consoleSocket {
+                    defer { fd.close() }
+                    try sendToConsoleSocket(fd, path: socket, name: String(message.text.dropFirst(4)))
+                } else {
+                    master = fd
+                }
+            } else if message.text.hasPrefix("error:") {
+                _ = try? waitForProcess(pid)
+                throw RuntimeError(.failed, String(message.text.dropFirst(6)))
+            }
+        }
+
+        record.startTime = processStartTime(pid) ?? record.startTime
+        try directory.save(record)
+        if let pidFile = options.pidFile {
+            let file = Files.absolute(pidFile)
+            try step("write pid file \(file)") { () throws(Errno) in try Files.writeAtomically(file, Array(String(pid).utf8)) }
+        }
+        if options.mode == .create { return 0 }
+
+        // run: let it exec, and learn whether startContainer hooks or execve failed.
+        try step("start the container's process") { () throws(Errno) in try channel.send("start") }
+        if let message = try? channel.receive(), message.text.hasPrefix("error:") {
+            _ = try? waitForProcess(pid)
+            throw RuntimeError(.failed, String(message.text.dropFirst(6)))
+        }
+        state = record.state(in: directory)
+        try? HookRunner.run(.poststart, spec: spec, state: state, warn: warn)
+        if options.mode == .runDetached { return 0 }
+
+        let status = Supervisor(pid: pid, master: master).wait()
+        Operations.destroy(directory: directory, record: record, warn: warn)
+        return status.shellCode
+    }
+
+    static func reapDescription(_ pid: pid_t) -> String {
+        guard let (_, status) = (try? waitForProcess(pid)) ?? nil else { return "unknown status" }
+        return HookRunner.describe(status)
+    }
+
+    static func sendToConsoleSocket(_ master: FileDescriptor, path: String, name: String) throws(RuntimeError) {
+        let socket = berth_unix_connect(path)
+        if socket < 0 { throw RuntimeError.system("connect to console socket \(path)", Errno.current) }
+        defer { Glibc.close(socket) }
+        if berth_send_fd(socket, master.rawValue, name) != 0 {
+            throw RuntimeError.system("send terminal to console socket \(path)", Errno.current)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOCI
+import BerthOS
+import CBerth
+
+/// The last steps before execve, shared by a container's init and by
+/// `exec`: terminal, rlimits, credentials, capabilities, cwd, command
+/// lookup. Runs in the child, inside the container's namespaces and root.
+struct ProcessSetup {
+    let process: BerthOCI.Process
+    let rlimits: [POSIXRlimit]
+    let channel: SyncChannel
+    let warn: (String) -> Void
+
+    struct Prepared {
+        let path: String
+        let arguments: [String]
+        let environment: [String]
+    }
+
+    func prepare(bindConsole: Bool) throws(RuntimeError) -> Prepared {
+        if process.terminal == true {
+            try openTerminal(bindConsole: bindConsole)
+        }
+        try Rlimits.apply(rlimits)
+        if let adjust = process.oomScoreAdj {
+            try step("set oom_score_adj \(adjust)") { () throws(Errno) in try Files.write("/proc/self/oom_score_adj", String(adjust), flags: O_WRONLY) }
+        }
+        try switchUser()
+        umask(mode_t(process.user.umask ?? 0o022))
+        var environment = process.env ?? []
+        if !environment.contains(where: { $0.hasPrefix("HOME=") }) {
+            environment.append("HOME=" + homeDirectory(uid: process.user.uid))
+        }
+        if chdir(process.cwd) != 0 {
+            throw RuntimeError(.notFound, "chdir to cwd \"\(process.cwd)\" set in config.json failed: \(Errno.current)")
+        }
+        let arguments = process.args ?? []
+        let path = try Self.lookUp(arguments[0], environment: environment)
+        if process.noNewPrivileges == true {
+            if berth_prctl(BERTH_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                throw RuntimeError.system("set no_new_privs", Errno.current)
+            }
+        }
+        return Prepared(path: path, arguments: arguments, environment: environment)
+    }
+
+    /// A new pty from the container's devpts; the master goes to the
+    /// parent (which relays it or hands it to the console socket), the
+    /// slave becomes stdio and the controlling terminal.
+    func openTerminal(bindConsole: Bool) throws(RuntimeError) {
+        let master = try step("open /dev/ptmx in the container") { () throws(Errno) in try FileDescriptor.open("/dev/ptmx", O_RDWR | O_NOCTTY) }
+        let number = berth_pty_unlock_and_number(master.rawValue)
+        if number < 0 { throw RuntimeError.system("unlock pty", Errno.current) }
+        let slavePath = "/dev/pts/\(number)"
+        let slave = try step("open \(slavePath)") { () throws(Errno) in try FileDescriptor.open(slavePath, O_RDWR | O_NOCTTY) }
+        if let size = process.consoleSize {
+            _ = berth_tty_set_size(slave.rawValue, size.height, size.width)
+        }
+        if bindConsole {
+            if !Files.exists("/dev/console") {
+                _ = try? FileDescriptor.open("/dev/console", O_WRONLY | O_CREAT, mode: 0o600).close()
+            }
+            try step("bind \(slavePath) to /dev/console") { () throws(Errno) in
+                try mount(source: slavePath, target: "/dev/console", type: nil, flags: UInt(MS_BIND))
+            }
+        }
+        try step("send the terminal to berth") { () throws(Errno) in try channel.send("pty:" + slavePath, passing: master) }
+        master.close()
+        _ = setsid()
+        if berth_tty_set_controlling(slave.rawValue) != 0 {
+            throw RuntimeError.system("make \(slavePath) the controlling terminal", Errno.current)
+        }
+        for target in [FileDescriptor.standardInput, .standardOutput, .standardError] {
+            try step("dup terminal") { () throws(Errno) in try slave.duplicate(as: target) }
+        }
+        if slave.rawValue > 2 { slave.close() }
+    }
+
+    func switchUser() throws(RuntimeError) {
+        let user = process.user
+        if let caps = process.capabilities {
+            try Capabilities.limitBoundingSet(caps)
+            _ = berth_prctl(BERTH_PR_SET_KEEPCAPS, 1, 0, 0, 0)
+        }
+        let groups = user.additionalGids ?? []
+        let setgroupsAllowed = (try? Files.readString("/proc/self/setgroups"))?.trimmed != "deny"
+        if setgroupsAllowed {
+            var list = groups.map { gid_t($0) }
+            if setgroups(list.count, &list) != 0 && !groups.isEmpty {
+                throw RuntimeError.system("setgroups \(groups)", Errno.current)
+            }
+        } else if !groups.isEmpty {
+            throw RuntimeError(.permissionDenied, "additionalGids \(groups) need setgroups, which this user namespace denies (map more than one gid)")
+        }
+        if berth_setresgid(user.gid, user.gid, user.gid) != 0 {
+            throw RuntimeError(.permissionDenied, "setgid \(user.gid): \(Errno.current) (is gid \(user.gid) mapped in the user namespace?)")
+        }
+        if berth_setresuid(user.uid, user.uid, user.uid) != 0 {
+            throw RuntimeError(.permissionDenied, "setuid \(user.uid): \(Errno.current) (is uid \(user.uid) mapped in the user namespace?)")
+        }
+        if let caps = process.capabilities {
+            _ = berth_prctl(BERTH_PR_SET_KEEPCAPS, 0, 0, 0, 0)
+            try Capabilities.apply(caps, warn: warn)
+        }
+    }
+
+    func homeDirectory(uid: UInt32) -> String {
+        guard let passwd = try? Files.readString("/etc/passwd") else { return "/" }
+        for line in passwd.split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            if fields.count >= 6, UInt32(fields[2]) == uid { return String(fields[5]) }
+        }
+        return "/"
+    }
+
+    /// Resolves the command as execvp would, in the container's PATH.
+    static func lookUp(_ command: String, environment: [String]) throws(RuntimeError) -> String {
+        if command.contains("/") {
+            var st = Glibc.stat()
+            guard fstatat(AT_FDCWD, command, &st, 0) == 0 else {
+                throw RuntimeError(.notFound, "exec \"\(command)\": \(Errno.current) in the container")
+            }
+            guard (st.st_mode & S_IFMT) != S_IFDIR, access(command, X_OK) == 0 else {
+                throw RuntimeError(.permissionDenied, "exec \"\(command)\": permission denied in the container")
+            }
+            return command
+        }
+        let pathVariable = environment.last(where: { $0.hasPrefix("PATH=") }).map { String($0.dropFirst(5)) }
+            ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        for directory in pathVariable.split(separator: ":", omittingEmptySubsequences: false) {
+            let candidate = (directory.isEmpty ? "." : String(directory)) + "/" + command
+            var st = Glibc.stat()
+            if fstatat(AT_FDCWD, candidate, &st, 0) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
+        }
+        throw RuntimeError(.notFound, "exec \"\(command)\": executable file not found in $PATH in the container")
+    }
+
+    /// Closes (on exec) every descriptor above stdio and the preserved ones.
+    static func closeInheritedDescriptors(preserving count: Int) {
+        _ = berth_cloexec_from(Int32(3 + count))
+    }
+
+    /// Restores default signal handling and execs; only returns the error.
+    static func exec(_ prepared: Prepared) -> Errno {
+        _ = berth_reset_signal_handlers()
+        _ = berth_unblock_all_signals()
+        return execute(path: prepared.path, arguments: prepared.arguments, environment: prepared.environment)
+    }
+}

@@ -1,0 +1,236 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOCI
+import BerthOS
+import CBerth
+
+/// Builds the container's root file system inside its new mount namespace:
+/// every target is opened beneath the rootfs by the secure walker and
+/// mounted through /proc/self/fd, so a symlink in the image can never
+/// redirect a mount onto the host.
+struct RootFilesystem {
+    let bundle: LoadedBundle
+    /// The container has a user namespace of its own (devices cannot be
+    /// created, only bind-mounted; some file systems fall back to binds).
+    let inUserNamespace: Bool
+    let warn: (String) -> Void
+
+    var spec: Spec { bundle.spec }
+
+    static let propagation: [String: UInt] = [
+        "private": UInt(MS_PRIVATE), "rprivate": UInt(MS_PRIVATE | MS_REC), "slave": UInt(MS_SLAVE),
+        "rslave": UInt(MS_SLAVE | MS_REC), "shared": UInt(MS_SHARED), "rshared": UInt(MS_SHARED | MS_REC),
+        "unbindable": UInt(MS_UNBINDABLE), "runbindable": UInt(MS_UNBINDABLE | MS_REC),
+    ]
+
+    /// Everything before pivot_root: propagation, the rootfs bind, the Spec's mounts, devices.
+    func prepare() throws(RuntimeError) {
+        let propagation = spec.linux?.rootfsPropagation.flatMap { Self.propagation[$0] } ?? UInt(MS_SLAVE | MS_REC)
+        if let name = spec.linux?.rootfsPropagation, Self.propagation[name] == nil {
+            throw RuntimeError(.invalidArgument, "unknown rootfsPropagation \"\(name)\"")
+        }
+        try step("make / \(spec.linux?.rootfsPropagation ?? "rslave")") { () throws(Errno) in
+            try mount(source: nil, target: "/", type: nil, flags: propagation | UInt(MS_REC))
+        }
+        try step("bind mount rootfs \(bundle.rootfs)") { () throws(Errno) in
+            try mount(source: bundle.rootfs, target: bundle.rootfs, type: nil, flags: UInt(MS_BIND | MS_REC))
+        }
+        let root = try step("open rootfs \(bundle.rootfs)") { () throws(Errno) in try SecureRoot(path: bundle.rootfs) }
+        defer { root.close() }
+        var devIsHostBind = false
+        for entry in spec.mounts ?? [] {
+            try mountEntry(entry, root: root)
+            if entry.destination == "/dev" && MountOptions(entry.options ?? []).isBind { devIsHostBind = true }
+        }
+        if !devIsHostBind {
+            try createDevices(root: root)
+        }
+        if let cwd = spec.process?.cwd, cwd != "/" {
+            // runc creates a missing working directory; do it beneath the root.
+            if let fd = try? root.makeDirectories(cwd, mode: 0o755) { fd.close() }
+        }
+    }
+
+    func mountEntry(_ entry: BerthOCI.Mount, root: SecureRoot) throws(RuntimeError) {
+        let options = MountOptions(entry.options ?? [])
+        let type = entry.type ?? ""
+        let destination = entry.destination
+        if options.isBind || type == "bind" {
+            let source = bundle.resolveSource(entry.source ?? "")
+            try bindMount(source: source, destination: destination, options: options, root: root)
+            return
+        }
+        let target = try step("create mount point \(destination)") { () throws(Errno) in try root.makeDirectories(destination) }
+        defer { target.close() }
+        let fsType = type == "cgroup" ? "cgroup2" : type
+        do {
+            try mount(source: entry.source ?? fsType, target: target.procPath, type: fsType, flags: options.flags, data: options.dataString)
+        } catch let error where (error == .notPermitted || error == .permissionDenied || error == .invalidArgument) && (fsType == "sysfs" || fsType == "cgroup2") {
+            // Without a network (sysfs) or cgroup (cgroup2) namespace of its
+            // own, an unprivileged container cannot mount these: bind the
+            // host's read-only instead, as runc does.
+            let hostPath = fsType == "sysfs" ? "/sys" : (Cgroups.v2Mount ?? "/sys/fs/cgroup")
+            var fallback = MountOptions(["rbind", "ro", "nosuid", "nodev", "noexec"])
+            fallback.propagation = options.propagation
+            try bindMount(source: hostPath, destination: destination, options: fallback, root: root)
+            return
+        } catch {
+            throw RuntimeError.system("mount \(fsType) on \(destination)", error)
+        }
+        for change in options.propagation {
+            try step("set propagation of \(destination)") { () throws(Errno) in
+                try mount(source: nil, target: target.procPath, type: nil, flags: change)
+            }
+        }
+    }
+
+    func bindMount(source: String, destination: String, options: MountOptions, root: SecureRoot) throws(RuntimeError) {
+        let target = try step("create mount point \(destination)") { () throws(Errno) in
+            Files.isDirectory(source) ? try root.makeDirectories(destination) : try root.makeFile(destination)
+        }
+        try step("bind mount \(source) on \(destination)") { () throws(Errno) in
+            defer { target.close() }
+            try mount(source: source, target: target.procPath, type: nil,
+                      flags: UInt(MS_BIND) | (options.isRecursive ? UInt(MS_REC) : 0))
+        }
+        // Reopen: the old descriptor names the directory beneath the new mount.
+        let mounted = try step("open \(destination)") { () throws(Errno) in try root.open(destination, BERTH_O_PATH) }
+        defer { mounted.close() }
+        let remount = options.bindRemountFlags
+        if remount != 0 {
+            let locked = lockedMountFlags(of: mounted.procPath) & ~UInt(MS_RDONLY)
+            try step("remount \(destination) with \(describe(remount))") { () throws(Errno) in
+                try mount(source: nil, target: mounted.procPath, type: nil,
+                          flags: UInt(MS_BIND | MS_REMOUNT) | remount | locked)
+            }
+        }
+        for change in options.propagation {
+            try step("set propagation of \(destination)") { () throws(Errno) in
+                try mount(source: nil, target: mounted.procPath, type: nil, flags: change)
+            }
+        }
+    }
+
+    func describe(_ flags: UInt) -> String {
+        var names: [String] = []
+        if flags & UInt(MS_RDONLY) != 0 { names.append("ro") }
+        if flags & UInt(MS_NOSUID) != 0 { names.append("nosuid") }
+        if flags & UInt(MS_NODEV) != 0 { names.append("nodev") }
+        if flags & UInt(MS_NOEXEC) != 0 { names.append("noexec") }
+        return names.isEmpty ? "flags" : names.joined(separator: ",")
+    }
+
+    static let defaultDevices: [LinuxDevice] = [
+        LinuxDevice(path: "/dev/null", type: "c", major: 1, minor: 3, fileMode: 0o666),
+        LinuxDevice(path: "/dev/zero", type: "c", major: 1, minor: 5, fileMode: 0o666),
+        LinuxDevice(path: "/dev/full", type: "c", major: 1, minor: 7, fileMode: 0o666),
+        LinuxDevice(path: "/dev/random", type: "c", major: 1, minor: 8, fileMode: 0o666),
+        LinuxDevice(path: "/dev/urandom", type: "c", major: 1, minor: 9, fileMode: 0o666),
+        LinuxDevice(path: "/dev/tty", type: "c", major: 5, minor: 0, fileMode: 0o666),
+    ]
+
+    /// The default devices and linux.devices; in a user namespace each is a
+    /// bind mount of the host's node (mknod is not allowed there).
+    func createDevices(root: SecureRoot) throws(RuntimeError) {
+        var devices = Self.defaultDevices
+        for device in spec.linux?.devices ?? [] {
+            devices.removeAll { $0.path == device.path }
+            devices.append(device)
+        }
+        for device in devices {
+            guard device.path.hasPrefix("/dev/") else {
+                throw RuntimeError(.invalidArgument, "device path \"\(device.path)\" must be under /dev")
+            }
+            if inUserNamespace {
+                guard Files.exists(device.path) else {
+                    warn("device \(device.path) does not exist on the host: skipped")
+                    continue
+                }
+                try bindMount(source: device.path, destination: device.path, options: MountOptions(["bind"]), root: root)
+                continue
+            }
+            var components = SecureRoot.relative(device.path).split(separator: "/").map(String.init)
+            let name = components.removeLast()
+            let parent = try step("create \(device.path)") { () throws(Errno) in try root.makeDirectories(components.joined(separator: "/")) }
+            defer { parent.close() }
+            let dirfd = try step("open \(device.path)") { () throws(Errno) in try parent.openAt(".", O_RDONLY | O_DIRECTORY) }
+            defer { dirfd.close() }
+            let kind: mode_t = switch device.type {
+            case "b": S_IFBLK
+            case "p": S_IFIFO
+            default: S_IFCHR
+            }
+            let mode = kind | mode_t(device.fileMode ?? 0o666) & 0o7777
+            let dev = berth_makedev(UInt32(device.major ?? 0), UInt32(device.minor ?? 0))
+            _ = unlinkat(dirfd.rawValue, name, 0)
+            if mknodat(dirfd.rawValue, name, mode, dev) != 0 {
+                throw RuntimeError.system("mknod \(device.path)", Errno.current)
+            }
+            // mknod applies the umask; set the mode the Spec asked for.
+            _ = fchmodat(dirfd.rawValue, name, mode & 0o7777, 0)
+            _ = fchownat(dirfd.rawValue, name, device.uid ?? 0, device.gid ?? 0, AT_SYMLINK_NOFOLLOW)
+        }
+        if let dev = try? root.open("/dev", O_RDONLY | O_DIRECTORY) {
+            defer { dev.close() }
+            let links = [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2"), ("core", "/proc/kcore")]
+            for (name, target) in links { _ = symlinkat(target, dev.rawValue, name) }
+            var st = Glibc.stat()
+            if fstatat(dev.rawValue, "pts/ptmx", &st, 0) == 0 {
+                _ = unlinkat(dev.rawValue, "ptmx", 0)
+                _ = symlinkat("pts/ptmx", dev.rawValue, "ptmx")
+            }
+        }
+    }
+
+    /// pivot_root into the rootfs and detach the old root; or, with
+    /// --no-pivot, move the rootfs over / and chroot (for ramfs roots).
+    func enter(noPivot: Bool) throws(RuntimeError) {
+        try step("chdir to rootfs \(bundle.rootfs)") { () throws(Errno) in _ = try check(chdir(bundle.rootfs)) }
+        if noPivot {
+            try step("move rootfs to /") { () throws(Errno) in try mount(source: bundle.rootfs, target: "/", type: nil, flags: UInt(MS_MOVE)) }
+            try step("chroot") { () throws(Errno) in _ = try check(chroot(".")) }
+        } else {
+            try step("pivot_root") { () throws(Errno) in _ = try check(berth_pivot_root(".", ".")) }
+            // The old root is stacked on "."; make it a slave so the detach
+            // below never propagates to the host, then drop it.
+            try step("make old root rslave") { () throws(Errno) in try mount(source: nil, target: ".", type: nil, flags: UInt(MS_SLAVE | MS_REC)) }
+            try step("detach old root") { () throws(Errno) in try unmount(".", flags: Int32(MNT_DETACH)) }
+        }
+        try step("chdir /") { () throws(Errno) in _ = try check(chdir("/")) }
+    }
+
+    /// After pivot_root: masked and read-only paths, sysctls, read-only root.
+    func finish() throws(RuntimeError) {
+        for path in spec.linux?.readonlyPaths ?? [] {
+            guard Files.exists(path) else { continue }
+            try step("make \(path) read-only") { () throws(Errno) in
+                try mount(source: path, target: path, type: nil, flags: UInt(MS_BIND | MS_REC))
+                let locked = lockedMountFlags(of: path)
+                try mount(source: nil, target: path, type: nil, flags: UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC) | locked)
+            }
+        }
+        for path in spec.linux?.maskedPaths ?? [] {
+            guard let st = try? Files.stat(path) else { continue }
+            try step("mask \(path)") { () throws(Errno) in
+                if (st.st_mode & S_IFMT) == S_IFDIR {
+                    try mount(source: "tmpfs", target: path, type: "tmpfs", flags: UInt(MS_RDONLY), data: "size=0k")
+                } else {
+                    try mount(source: "/dev/null", target: path, type: nil, flags: UInt(MS_BIND))
+                }
+            }
+        }
+        for (key, value) in (spec.linux?.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard !key.contains(".."), !key.contains("/") || key.hasPrefix("net/") || !key.isEmpty else { continue }
+            let path = "/proc/sys/" + key.split(separator: ".").joined(separator: "/")
+            try step("set sysctl \(key)=\(value)") { () throws(Errno) in try Files.write(path, value, flags: O_WRONLY | O_TRUNC) }
+        }
+        if spec.root?.readonly == true {
+            try step("remount / read-only") { () throws(Errno) in
+                let locked = lockedMountFlags(of: "/")
+                try mount(source: nil, target: "/", type: nil, flags: UInt(MS_BIND | MS_REMOUNT | MS_RDONLY) | locked)
+            }
+        }
+    }
+}

@@ -1,0 +1,246 @@
+#define _GNU_SOURCE
+#include "CBerth.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+#include <dirent.h>
+#include <linux/capability.h>
+#include <sys/sysmacros.h>
+
+extern char **environ;
+
+pid_t berth_clone(unsigned long flags) {
+    return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+}
+
+int berth_pivot_root(const char *new_root, const char *put_old) {
+    return (int)syscall(SYS_pivot_root, new_root, put_old);
+}
+
+int berth_setns(int fd, int nstype) { return setns(fd, nstype); }
+int berth_unshare(int flags) { return unshare(flags); }
+
+struct berth_open_how { uint64_t flags, mode, resolve; };
+
+int berth_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode, uint64_t resolve) {
+#ifdef SYS_openat2
+    struct berth_open_how how = { flags, mode, resolve };
+    return (int)syscall(SYS_openat2, dirfd, path, &how, sizeof how);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int berth_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
+int berth_pidfd_send_signal(int pidfd, int sig) {
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0);
+}
+
+int berth_cloexec_from(int lowfd) {
+#ifdef SYS_close_range
+    // CLOSE_RANGE_CLOEXEC = 4
+    if (syscall(SYS_close_range, lowfd, ~0U, 4) == 0) return 0;
+#endif
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    int self = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        int fd = atoi(e->d_name);
+        if (fd >= lowfd && fd != self) fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    closedir(d);
+    return 0;
+}
+
+int berth_prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5) {
+    return prctl(option, a2, a3, a4, a5);
+}
+int berth_ioctl_int(int fd, unsigned long request, int value) { return ioctl(fd, request, value); }
+int berth_ioctl_ptr(int fd, unsigned long request, void *arg) { return ioctl(fd, request, arg); }
+int berth_fcntl_int(int fd, int cmd, int value) { return fcntl(fd, cmd, value); }
+
+int berth_set_cloexec(int fd, int on) {
+    int f = fcntl(fd, F_GETFD);
+    if (f < 0) return -1;
+    return fcntl(fd, F_SETFD, on ? (f | FD_CLOEXEC) : (f & ~FD_CLOEXEC));
+}
+int berth_set_nonblock(int fd, int on) {
+    int f = fcntl(fd, F_GETFL);
+    if (f < 0) return -1;
+    return fcntl(fd, F_SETFL, on ? (f | O_NONBLOCK) : (f & ~O_NONBLOCK));
+}
+
+int berth_tty_set_controlling(int fd) { return ioctl(fd, TIOCSCTTY, 0); }
+
+int berth_pty_unlock_and_number(int masterfd) {
+    int unlock = 0, n = 0;
+    if (ioctl(masterfd, TIOCSPTLCK, &unlock) < 0) return -1;
+    if (ioctl(masterfd, TIOCGPTN, &n) < 0) return -1;
+    return n;
+}
+
+int berth_tty_get_size(int fd, unsigned short *rows, unsigned short *cols) {
+    struct winsize ws;
+    if (ioctl(fd, TIOCGWINSZ, &ws) < 0) return -1;
+    *rows = ws.ws_row; *cols = ws.ws_col;
+    return 0;
+}
+int berth_tty_set_size(int fd, unsigned short rows, unsigned short cols) {
+    struct winsize ws = { .ws_row = rows, .ws_col = cols };
+    return ioctl(fd, TIOCSWINSZ, &ws);
+}
+int berth_tty_make_raw(int fd, void **saved) {
+    struct termios *old = malloc(sizeof *old);
+    if (!old) return -1;
+    if (tcgetattr(fd, old) < 0) { free(old); return -1; }
+    struct termios raw = *old;
+    cfmakeraw(&raw);
+    raw.c_oflag |= OPOST; // keep output post-processing so \n renders as the user expects
+    if (tcsetattr(fd, TCSANOW, &raw) < 0) { free(old); return -1; }
+    *saved = old;
+    return 0;
+}
+int berth_tty_restore(int fd, void *saved) {
+    if (!saved) return 0;
+    int r = tcsetattr(fd, TCSANOW, (struct termios *)saved);
+    free(saved);
+    return r;
+}
+
+int berth_wifexited(int s) { return WIFEXITED(s); }
+int berth_wexitstatus(int s) { return WEXITSTATUS(s); }
+int berth_wifsignaled(int s) { return WIFSIGNALED(s); }
+int berth_wtermsig(int s) { return WTERMSIG(s); }
+
+unsigned long berth_sigset_size(void) { return sizeof(sigset_t); }
+
+int berth_block_all_signals(void *oldmask) {
+    sigset_t all;
+    sigfillset(&all);
+    return sigprocmask(SIG_BLOCK, &all, (sigset_t *)oldmask);
+}
+int berth_restore_signals(const void *mask) {
+    return sigprocmask(SIG_SETMASK, (const sigset_t *)mask, NULL);
+}
+int berth_unblock_all_signals(void) {
+    sigset_t none;
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
+}
+int berth_reset_signal_handlers(void) {
+    // The container must start with default dispositions, as after execve
+    // from a fresh process (ignored signals would otherwise survive exec).
+    for (int s = 1; s < NSIG; s++) {
+        if (s == SIGKILL || s == SIGSTOP) continue;
+        signal(s, SIG_DFL);
+    }
+    return 0;
+}
+int berth_signalfd_all(void) {
+    sigset_t all;
+    sigfillset(&all);
+    return signalfd(-1, &all, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+int berth_signalfd_read(int fd) {
+    struct signalfd_siginfo si;
+    ssize_t n = read(fd, &si, sizeof si);
+    if (n < 0) return errno == EAGAIN ? 0 : -1;
+    if (n != sizeof si) return 0;
+    return (int)si.ssi_signo;
+}
+
+int berth_send_fd(int sock, int fd, const char *name) {
+    struct msghdr msg = {0};
+    char buf[CMSG_SPACE(sizeof(int))];
+    memset(buf, 0, sizeof buf);
+    const char *payload = (name && *name) ? name : "x";
+    struct iovec io = { .iov_base = (void *)payload, .iov_len = strlen(payload) };
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf;
+    msg.msg_controllen = sizeof buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t r;
+    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return r < 0 ? -1 : 0;
+}
+
+int berth_recv_fd(int sock, char *namebuf, int namelen) {
+    struct msghdr msg = {0};
+    char buf[CMSG_SPACE(sizeof(int))];
+    char dummy[256];
+    struct iovec io = { .iov_base = namebuf ? namebuf : dummy, .iov_len = namebuf ? (size_t)namelen : sizeof dummy };
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    msg.msg_control = buf;
+    msg.msg_controllen = sizeof buf;
+    ssize_t r;
+    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_type != SCM_RIGHTS) { errno = EBADMSG; return -1; }
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
+}
+
+int berth_unix_connect(const char *path) {
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(addr.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    int r;
+    do { r = connect(s, (struct sockaddr *)&addr, sizeof addr); } while (r < 0 && errno == EINTR);
+    if (r < 0) { int e = errno; close(s); errno = e; return -1; }
+    return s;
+}
+
+char **berth_environ(void) { return environ; }
+
+int berth_cap_last_cap(void) { return CAP_LAST_CAP; }
+
+long berth_recv_message(int sock, void *buf, unsigned long len, int *fd) {
+    struct msghdr msg = {0};
+    char control[CMSG_SPACE(sizeof(int))];
+    struct iovec io = { .iov_base = buf, .iov_len = len };
+    msg.msg_iov = &io;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    *fd = -1;
+    ssize_t r;
+    do { r = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(fd, CMSG_DATA(c), sizeof(int));
+    return (long)r;
+}
+
+dev_t berth_makedev(unsigned int major, unsigned int minor) { return makedev(major, minor); }
+
+int berth_open(const char *path, int flags, unsigned int mode) { return open(path, flags, (mode_t)mode); }
+int berth_openat(int dirfd, const char *path, int flags, unsigned int mode) { return openat(dirfd, path, flags, (mode_t)mode); }
+int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+
+int berth_setresuid(uid_t r, uid_t e, uid_t s) { return setresuid(r, e, s); }
+int berth_setresgid(gid_t r, gid_t e, gid_t s) { return setresgid(r, e, s); }

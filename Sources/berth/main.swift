@@ -1,0 +1,52 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import ArgumentParser
+import BerthOS
+import BerthRuntime
+
+struct Berth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth",
+        abstract: "A daemonless container engine and runc-compatible OCI runtime.",
+        discussion: "Global flags (before the command): --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup.",
+        version: "0.1.0",
+        subcommands: [
+            SpecCommand.self, CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self,
+            DeleteCommand.self, RunCommand.self, ExecCommand.self, ListCommand.self, PsCommand.self, FeaturesCommand.self,
+        ]
+    )
+}
+
+func main() -> Int32 {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    let rest: [String]
+    do {
+        (globalOptions, rest) = try GlobalOptions.parse(arguments)
+    } catch {
+        GlobalOptions().report(error.message)
+        return 1
+    }
+    do {
+        var command = try Berth.parseAsRoot(rest)
+        try command.run()
+        return 0
+    } catch let exit as ExitCode_ {
+        return exit.code
+    } catch let error as RuntimeError {
+        globalOptions.report(error.message)
+        return 1
+    } catch {
+        let code = Berth.exitCode(for: error)
+        if code == .success {
+            // --help / --version
+            printOut(Berth.fullMessage(for: error))
+            return 0
+        }
+        let message = Berth.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+        globalOptions.report(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
+        return 1
+    }
+}
+
+exit(main())

@@ -71,9 +71,10 @@ enum Capabilities {
         }
         for name in caps.ambient ?? [] {
             guard let n = number(of: name), n <= lastCap else { continue }
-            if berth_prctl(BERTH_PR_CAP_AMBIENT, UInt(BERTH_PR_CAP_AMBIENT_RAISE), UInt(n), 0, 0) != 0 {
-                warn("cannot raise ambient \(name): \(Errno.current) (it must be permitted and inheritable)")
-            }
+            // The kernel raises an ambient capability only if it is permitted
+            // and inheritable; like runc, berth skips the others (runc's own
+            // `spec` lists ambient capabilities without inheritable ones).
+            _ = berth_prctl(BERTH_PR_CAP_AMBIENT, UInt(BERTH_PR_CAP_AMBIENT_RAISE), UInt(n), 0, 0)
         }
     }
 }

@@ -20,7 +20,17 @@ enum Cgroups {
     /// and containerd always send the default device rules and zero values.
     static func onlyDefaults(_ resources: JSONValue) -> Bool {
         guard case .object(let object) = resources else { return resources.isEmpty }
-        return object.allSatisfy { key, value in key == "devices" || value.isEmpty }
+        return object.allSatisfy { key, value in key == "devices" || value.isEmpty || isDefaultCPUWeight(key, value) }
+    }
+
+    /// `cpu.shares` 1024 is cgroup v1's default weight, which containerd
+    /// sends for every container: a relative weight equal to the default,
+    /// not a limit.
+    static func isDefaultCPUWeight(_ key: String, _ value: JSONValue) -> Bool {
+        guard key == "cpu", case .object(let cpu) = value else { return false }
+        return cpu.allSatisfy { name, setting in
+            (name == "shares" && setting == .number(1024)) || setting.isEmpty
+        }
     }
 
     static let controllerFor: [String: String] = [
@@ -38,7 +48,7 @@ enum Cgroups {
         }
         let where_ = v2Mount.map { "cgroup v2 at \($0) has: \(available.isEmpty ? "none" : available.joined(separator: " "))" }
             ?? "no cgroup v2 hierarchy is mounted"
-        for key in object.keys.sorted() where key != "devices" && !(object[key]?.isEmpty ?? true) {
+        for key in object.keys.sorted() where key != "devices" && !(object[key]?.isEmpty ?? true) && !isDefaultCPUWeight(key, object[key]!) {
             let controller = controllerFor[key] ?? key
             if !available.contains(controller) {
                 throw RuntimeError(.unsupported, "linux.resources.\(key) needs the cgroup v2 \"\(controller)\" controller, which this host lacks (\(where_))")

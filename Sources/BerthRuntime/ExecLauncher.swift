@@ -21,6 +21,7 @@ public struct ExecOptions: Sendable {
     public var additionalGids: [UInt32] = []
     public var noNewPrivileges = false
     public var preserveFDs = 0
+    public var capabilities: [String] = []
 
     public init(id: String) { self.id = id }
 }
@@ -157,6 +158,17 @@ public enum ExecLauncher {
         }
         if !options.additionalGids.isEmpty { process.user.additionalGids = options.additionalGids }
         if options.noNewPrivileges { process.noNewPrivileges = true }
+        if !options.capabilities.isEmpty {
+            // runc exec --cap adds to the bounding, effective and permitted sets.
+            for name in options.capabilities where Capabilities.number(of: name) == nil {
+                throw RuntimeError(.invalidArgument, "unknown capability \"\(name)\"")
+            }
+            var caps = process.capabilities ?? LinuxCapabilities()
+            caps.bounding = (caps.bounding ?? []) + options.capabilities
+            caps.effective = (caps.effective ?? []) + options.capabilities
+            caps.permitted = (caps.permitted ?? []) + options.capabilities
+            process.capabilities = caps
+        }
         return process
     }
 }

@@ -23,7 +23,9 @@ enum HookRunner {
     }
 
     static func encode(_ state: State) -> [UInt8] {
-        (try? Array(JSONEncoder().encode(state))) ?? []
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        return (try? Array(encoder.encode(state))) ?? []
     }
 
     /// Runs every hook of `kind`; a fatal failure throws, others warn.

@@ -75,6 +75,8 @@ public enum Launcher {
         var execFifo: FileDescriptor? = nil
         if options.mode == .create {
             if mkfifo(directory.fifoPath, 0o622) != 0 { throw RuntimeError.system("mkfifo \(directory.fifoPath)", Errno.current) }
+            // Not the umask's mode: the container's own user (any uid) writes it.
+            _ = chmod(directory.fifoPath, 0o622)
             if !RuntimePaths.isRootless, let rootMapping = spec.linux?.uidMappings?.first(where: { $0.containerID == 0 }) {
                 let gid = spec.linux?.gidMappings?.first(where: { $0.containerID == 0 })?.hostID ?? 0
                 _ = chown(directory.fifoPath, rootMapping.hostID, gid)

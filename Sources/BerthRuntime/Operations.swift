@@ -47,7 +47,8 @@ public enum Operations {
         let (directory, record) = try open(id, paths: paths)
         let status = record.status(in: directory)
         guard status != .stopped else {
-            throw RuntimeError(.invalidState, "cannot kill container \"\(id)\": it is not running")
+            // containerd and podman look for "container not running".
+            throw RuntimeError(.invalidState, "cannot kill \"\(id)\": container not running")
         }
         if all {
             for pid in processes(of: record) where pid != record.pid { _ = Glibc.kill(pid, signal) }

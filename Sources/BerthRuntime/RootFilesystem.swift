@@ -78,9 +78,13 @@ struct RootFilesystem {
         } catch {
             throw RuntimeError.system("mount \(fsType) on \(destination)", error)
         }
+        guard !options.propagation.isEmpty else { return }
+        // Reopen: the old descriptor names the directory beneath the new mount.
+        let mounted = try step("open \(destination)") { () throws(Errno) in try root.open(destination, BERTH_O_PATH) }
+        defer { mounted.close() }
         for change in options.propagation {
             try step("set propagation of \(destination)") { () throws(Errno) in
-                try mount(source: nil, target: target.procPath, type: nil, flags: change)
+                try mount(source: nil, target: mounted.procPath, type: nil, flags: change)
             }
         }
     }

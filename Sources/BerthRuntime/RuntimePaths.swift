@@ -16,7 +16,18 @@ public struct RuntimePaths: Sendable {
         }
     }
 
-    public static var isRootless: Bool { geteuid() != 0 }
+    /// Unprivileged: not root, or root only inside a user namespace (rootless
+    /// podman runs its OCI runtime as uid 0 of its own user namespace, where
+    /// /run is not writable, mknod is refused and rlimits cannot be raised).
+    public static let isRootless: Bool = geteuid() != 0 || runningInUserNamespace
+
+    /// Whether this process is in a user namespace other than the initial one,
+    /// whose uid map is the identity over the whole range.
+    public static var runningInUserNamespace: Bool {
+        guard let map = try? Files.readString("/proc/self/uid_map") else { return false }
+        let fields = map.split(whereSeparator: { $0 == " " || $0 == "\n" })
+        return !(fields.count == 3 && fields[0] == "0" && fields[1] == "0" && fields[2] == "4294967295")
+    }
 
     public static var defaultStateRoot: String {
         if !isRootless { return "/run/berth/runtime" }

@@ -237,7 +237,7 @@ struct ExecCommand: ParsableCommand {
     @Option(name: [.short, .customLong("additional-gids")], help: "An additional group id (repeatable).") var additionalGids: [UInt32] = []
     @Flag(name: .customLong("no-new-privs"), help: "Set no_new_privs.") var noNewPrivs = false
     @Option(name: .customLong("preserve-fds"), help: "Pass this many fds after stdio.") var preserveFDs = 0
-    @Option(name: .customLong("cap"), help: "Accepted for runc compatibility; capabilities come with the security work.") var caps: [String] = []
+    @Option(name: [.short, .customLong("cap")], help: "Add a capability to the bounding, effective and permitted sets (repeatable).") var caps: [String] = []
     @Option(name: .customLong("process-label"), help: "Accepted for runc compatibility (no SELinux here).") var processLabel: String?
     @Option(name: .customLong("apparmor"), help: "Accepted for runc compatibility (no AppArmor here).") var apparmor: String?
     @Flag(name: .customLong("ignore-paused"), help: "Accepted for runc compatibility.") var ignorePaused = false
@@ -258,6 +258,7 @@ struct ExecCommand: ParsableCommand {
         options.additionalGids = additionalGids
         options.noNewPrivileges = noNewPrivs
         options.preserveFDs = preserveFDs
+        options.capabilities = caps
         let code = try ExecLauncher.exec(options, paths: globalOptions.paths)
         if code != 0 { throw ExitCode_(code: code) }
     }

@@ -12,7 +12,13 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
     /// The calling thread's current `errno`.
     public static var current: Errno { Errno(errno) }
 
-    public var description: String { String(cString: strerror(rawValue)) }
+    /// strerror's text with a lowercase first letter ("no such file or
+    /// directory"), the form runc and Go print and clients match on.
+    public var description: String {
+        let text = String(cString: strerror(rawValue))
+        guard let first = text.first else { return text }
+        return first.lowercased() + text.dropFirst()
+    }
 
     public static let noSuchFile = Errno(ENOENT)
     public static let exists = Errno(EEXIST)

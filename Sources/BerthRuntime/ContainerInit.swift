@@ -107,6 +107,8 @@ struct ContainerInit {
         guard !HookRunner.hooks(kind, in: bundle.spec).isEmpty else { return }
         guard var state = try? JSONDecoder().decode(State.self, from: Data(stateJSON.utf8)) else { return }
         state.status = status
+        // As runc does: the pid as the hook, inside the container, sees it.
+        state.pid = getpid()
         try HookRunner.run(kind, spec: bundle.spec, state: state, warn: warn)
     }
 }

@@ -99,8 +99,8 @@ public enum SignalName {
         let rtmin = Int32(34), rtmax = Int32(64)
         if name == "RTMIN" { return rtmin }
         if name == "RTMAX" { return rtmax }
-        if name.hasPrefix("RTMIN+"), let n = Int32(name.dropFirst(6)), rtmin + n <= rtmax { return rtmin + n }
-        if name.hasPrefix("RTMAX-"), let n = Int32(name.dropFirst(6)), rtmax - n >= rtmin { return rtmax - n }
+        if name.hasPrefix("RTMIN+"), let n = Int32(name.dropFirst(6)), n >= 0, rtmin + n <= rtmax { return rtmin + n }
+        if name.hasPrefix("RTMAX-"), let n = Int32(name.dropFirst(6)), n >= 0, rtmax - n >= rtmin { return rtmax - n }
         return nil
     }
 }

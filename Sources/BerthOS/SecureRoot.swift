@@ -32,7 +32,8 @@ public struct SecureRoot: Sendable {
             if result >= 0 { return FileDescriptor(rawValue: result) }
             let error = Errno.current
             if error == .interrupted || error == .wouldBlock { return try open(path, flags, mode: mode) }
-            if error != .notSupported { throw error }
+            // ENOSYS, or EPERM from a seccomp profile that does not know openat2.
+            if error != .notSupported && error != .notPermitted { throw error }
         }
         return try walk(relative, flags, mode: mode)
     }
@@ -87,7 +88,7 @@ public struct SecureRoot: Sendable {
     public static let hasOpenat2: Bool = {
         let fd = berth_openat2(AT_FDCWD, "/", UInt64(BERTH_O_PATH | O_CLOEXEC), 0, 0)
         if fd >= 0 { Glibc.close(fd); return true }
-        return Errno.current != .notSupported
+        return Errno.current != .notSupported && Errno.current != .notPermitted
     }()
 
     /// Component-by-component resolution: each step is openat(O_NOFOLLOW);

@@ -12,6 +12,54 @@ public enum Subprocess {
         public var timedOut: Bool
     }
 
+    /// Waits for `pid` to exit while reading its stderr, killing it at the
+    /// deadline: the timer runs while stderr is read, so a hung helper that
+    /// keeps stderr open is still killed.
+    static func collect(pid: pid_t, standardError: FileDescriptor?, timeout: Int?) -> ([UInt8], Bool) {
+        var output: [UInt8] = []
+        let pidfd = berth_pidfd_open(pid)
+        defer { if pidfd >= 0 { Glibc.close(pidfd) } }
+        let deadline = timeout.map { monotonicMilliseconds() + Int64($0) * 1000 }
+        var timedOut = false
+        var readingError = standardError != nil
+        var exited = false
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while !exited || readingError {
+            var fds: [pollfd] = []
+            if pidfd >= 0 && !exited { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            if readingError, let standardError { fds.append(pollfd(fd: standardError.rawValue, events: Int16(POLLIN), revents: 0)) }
+            if fds.isEmpty { break }
+            var wait: Int32 = -1
+            if let deadline, !exited { wait = Int32(max(0, deadline - monotonicMilliseconds())) }
+            if exited { wait = 200 } // a grandchild may keep stderr open: read what is there, briefly
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if ready < 0 { if Errno.current == .interrupted { continue }; break }
+            if ready == 0 {
+                if exited { break }
+                timedOut = true
+                _ = Glibc.kill(pid, SIGKILL)
+                exited = true
+                continue
+            }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == pidfd {
+                    exited = true
+                } else {
+                    let n = buffer.withUnsafeMutableBytes { Glibc.read(entry.fd, $0.baseAddress, $0.count) }
+                    if n <= 0 { readingError = false } else if output.count < 1 << 16 { output.append(contentsOf: buffer[0..<n]) }
+                }
+            }
+            if pidfd < 0 && !readingError { exited = true }
+        }
+        return (output, timedOut)
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
     /// Runs `path` with `arguments` (argv[0] included) and `environment`,
     /// feeding `input` on stdin; stdout goes to this process's stderr (so
     /// a hook cannot corrupt a command's JSON output). Kills it after
@@ -55,23 +103,7 @@ public enum Subprocess {
         stdinPipe.write.close()
         signal(SIGPIPE, oldPipe)
 
-        var errorText: [UInt8] = []
-        if captureStandardError { errorText = (try? stderrPipe.read.readAll(limit: 1 << 16)) ?? [] }
-        var timedOut = false
-        if let timeout, timeout > 0 {
-            let pidfd = berth_pidfd_open(pid)
-            if pidfd >= 0 {
-                var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
-                var remaining = Int32(timeout * 1000)
-                while remaining > 0 {
-                    let r = poll(&pfd, 1, min(remaining, 1000))
-                    if r > 0 { break }
-                    if r == 0 { remaining -= min(remaining, 1000) }
-                }
-                if remaining <= 0 { timedOut = true; _ = Glibc.kill(pid, SIGKILL) }
-                Glibc.close(pidfd)
-            }
-        }
+        let (errorText, timedOut) = collect(pid: pid, standardError: captureStandardError ? stderrPipe.read : nil, timeout: timeout)
         guard let (_, status) = try waitForProcess(pid) else { throw Errno.noSuchProcess }
         return Result(status: status, standardError: String(decoding: errorText, as: UTF8.self), timedOut: timedOut)
     }
@@ -80,9 +112,12 @@ public enum Subprocess {
 extension String {
     /// The string without leading and trailing spaces, tabs and newlines.
     public var trimmed: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
-        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return String(self[start...end])
+        // On scalars: "\r\n" is one Character, equal to neither "\r" nor "\n".
+        let scalars = unicodeScalars
+        let isSpace: (Unicode.Scalar) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\n" || $0 == "\r" }
+        guard let start = scalars.firstIndex(where: { !isSpace($0) }),
+              let end = scalars.lastIndex(where: { !isSpace($0) }) else { return "" }
+        return String(scalars[start...end])
     }
 }
 

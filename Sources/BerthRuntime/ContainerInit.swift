@@ -17,6 +17,7 @@ struct ContainerInit {
     let noPivot: Bool
     let preserveFDs: Int
     let dieWithParent: Bool
+    let cgroupDirectory: String?
 
     func run() -> Never {
         do {
@@ -58,7 +59,8 @@ struct ContainerInit {
         if let domainname = spec.domainname, !domainname.isEmpty {
             if setdomainname(domainname, domainname.utf8.count) != 0 { throw RuntimeError.system("setdomainname \(domainname)", Errno.current) }
         }
-        let rootfs = RootFilesystem(bundle: bundle, inUserNamespace: newUserNamespace || RuntimePaths.isRootless, warn: warn)
+        let rootfs = RootFilesystem(bundle: bundle, inUserNamespace: newUserNamespace || RuntimePaths.isRootless,
+                                    cgroupDirectory: cgroupDirectory, warn: warn)
         try rootfs.prepare()
         if !(spec.hooks?.prestart ?? []).isEmpty || !(spec.hooks?.createRuntime ?? []).isEmpty {
             try step("ask for createRuntime hooks") { () throws(Errno) in try channel.send("hooks") }

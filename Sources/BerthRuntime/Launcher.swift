@@ -103,11 +103,15 @@ public enum Launcher {
                 throw RuntimeError.system("join pid namespace \(pidPath)", Errno.current)
             }
         }
+        // The container's cgroup, which /sys/fs/cgroup in it shows (see RootFilesystem).
+        let needsCgroupMount = bundle.spec.mounts?.contains { $0.type == "cgroup" || $0.type == "cgroup2" } ?? false
+        let cgroupDirectory = needsCgroupMount ? Cgroups.ownV2Directory : nil
         let pid = berth_clone(bundle.cloneFlags)
         if pid == 0 {
             parentEnd.close()
             ContainerInit(bundle: bundle, channel: SyncChannel(childEnd), execFifo: execFifo, rlimits: rlimits,
-                          noPivot: options.noPivot, preserveFDs: options.preserveFDs, dieWithParent: foreground).run()
+                          noPivot: options.noPivot, preserveFDs: options.preserveFDs, dieWithParent: foreground,
+                          cgroupDirectory: cgroupDirectory).run()
         }
         let cloneError = Errno.current
         childEnd.close()

@@ -1,0 +1,35 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+import BerthOS
+@testable import BerthRuntime
+
+@Suite("RuntimeError")
+struct RuntimeErrorTests {
+    @Test("a system error names the stage and maps errno to a code", arguments: [
+        (Errno.noSuchFile, RuntimeError.Code.notFound, "no such file or directory"),
+        (.permissionDenied, .permissionDenied, "permission denied"),
+        (.notPermitted, .permissionDenied, "operation not permitted"),
+        (.exists, .exists, "file exists"),
+        (.invalidArgument, .failed, "invalid argument"),
+        (Errno(EBUSY), .failed, "device or resource busy"),
+    ] as [(Errno, RuntimeError.Code, String)])
+    func system(error: Errno, code: RuntimeError.Code, text: String) {
+        let runtimeError = RuntimeError.system("mount /proc", error)
+        #expect(runtimeError.code == code)
+        #expect(runtimeError.message == "mount /proc: \(text)")
+        #expect(runtimeError.description == runtimeError.message)
+    }
+
+    @Test("step() wraps an Errno with the stage name")
+    func stepWraps() {
+        do {
+            _ = try step("open config") { () throws(Errno) -> Int in throw Errno.noSuchFile }
+            Issue.record("no error")
+        } catch {
+            #expect(error.code == .notFound)
+            #expect(error.message == "open config: no such file or directory")
+        }
+    }
+}

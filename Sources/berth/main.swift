@@ -27,6 +27,12 @@ func main() -> Int32 {
         GlobalOptions().report(error.message)
         return 1
     }
+    do throws(RuntimeError) {
+        if let code = try FastPath.run(rest) { return code }
+    } catch {
+        globalOptions.report(error.message)
+        return 1
+    }
     do {
         var command = try Berth.parseAsRoot(rest)
         try command.run()

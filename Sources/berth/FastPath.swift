@@ -104,8 +104,11 @@ struct FlagScanner {
         func values(_ names: String...) -> [String] { entries.filter { names.contains($0.name) }.compactMap(\.value) }
     }
 
-    /// Nil when an argument is not one of the given flags (or `-h`/`--help`).
-    mutating func scan(valued: Set<String>, switches: Set<String>, stopAtFirstPositional: Bool = false) -> Flags? {
+    /// Nil when an argument is not one of the given flags (or `-h`/`--help`),
+    /// or when a flag's value is missing. With `stopAtUnknown`, an unknown
+    /// flag ends the scan instead, and it and all after it are positional.
+    mutating func scan(valued: Set<String>, switches: Set<String>, stopAtFirstPositional: Bool = false,
+                       stopAtUnknown: Bool = false) -> Flags? {
         var flags = Flags()
         var index = 0
         while index < arguments.count {
@@ -138,6 +141,9 @@ struct FlagScanner {
                 flags.entries.append((name, value))
             } else if switches.contains(name) {
                 flags.entries.append((name, value ?? "true"))
+            } else if stopAtUnknown {
+                positional += arguments[(index - 1)...]
+                return flags
             } else {
                 return nil
             }

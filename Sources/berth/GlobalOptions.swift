@@ -19,46 +19,27 @@ struct GlobalOptions: Sendable {
     static let valued: Set<String> = ["root", "log", "log-format", "criu", "rootless"]
     static let switches: Set<String> = ["debug", "systemd-cgroup"]
 
-    /// Splits `arguments` into the globals and the rest (command onwards).
+    /// Splits `arguments` into the globals and the rest (command onwards):
+    /// the globals end at the first word or unknown flag (`--help`, a typo),
+    /// which swift-argument-parser then reports.
     static func parse(_ arguments: [String]) throws(RuntimeError) -> (GlobalOptions, [String]) {
-        var options = GlobalOptions()
-        var index = 0
-        while index < arguments.count {
-            let argument = arguments[index]
-            guard argument.hasPrefix("-"), argument != "-", argument != "--" else { break }
-            if argument == "-h" || argument == "--help" || argument == "-v" || argument == "--version" { break }
-            var name = String(argument.drop(while: { $0 == "-" }))
-            var value: String? = nil
-            if let equals = name.firstIndex(of: "=") {
-                value = String(name[name.index(after: equals)...])
-                name = String(name[..<equals])
-            }
-            if valued.contains(name) {
-                if value == nil {
-                    index += 1
-                    guard index < arguments.count else { throw RuntimeError(.invalidArgument, "flag --\(name) needs a value") }
-                    value = arguments[index]
-                }
-                switch name {
-                case "root": options.root = value
-                case "log": options.log = value
-                case "log-format":
-                    guard value == "text" || value == "json" else {
-                        throw RuntimeError(.invalidArgument, "--log-format \"\(value!)\": expected text or json")
-                    }
-                    options.logFormat = value!
-                case "rootless": options.rootless = value
-                default: break
-                }
-            } else if switches.contains(name) {
-                if name == "debug" { options.debug = value != "false" }
-                if name == "systemd-cgroup" { options.systemdCgroup = value != "false" }
-            } else {
-                throw RuntimeError(.invalidArgument, "unknown global flag \"\(argument)\"")
-            }
-            index += 1
+        var scanner = FlagScanner(arguments)
+        guard let flags = scanner.scan(valued: valued, switches: switches, stopAtFirstPositional: true, stopAtUnknown: true) else {
+            throw RuntimeError(.invalidArgument, "global flag \(arguments.last ?? "") needs a value")
         }
-        return (options, Array(arguments[index...]))
+        var options = GlobalOptions()
+        options.root = flags.value("root")
+        options.log = flags.value("log")
+        options.rootless = flags.value("rootless")
+        options.debug = flags.has("debug")
+        options.systemdCgroup = flags.has("systemd-cgroup")
+        if let format = flags.value("log-format") {
+            guard format == "text" || format == "json" else {
+                throw RuntimeError(.invalidArgument, "--log-format \"\(format)\": expected text or json")
+            }
+            options.logFormat = format
+        }
+        return (options, scanner.positional)
     }
 
     var paths: RuntimePaths { RuntimePaths(root: root) }

@@ -830,3 +830,123 @@ assert_bundle() {
 	assert_fails_with "does not exist"
 	[[ ! -e "$STATE/$id" ]] || fail "state dir created for $id"
 }
+
+# ======================================================== more of config.json
+
+@test "run: linux.sysctl is written before /proc/sys becomes read-only" {
+	make_bundle "$B" cat /proc/sys/kernel/shm_rmid_forced
+	cfg "$B" '.linux.sysctl = {"kernel.shm_rmid_forced": "1"}'
+	run_ctr
+	assert_status 0
+	assert_eq "$output" 1 "kernel.shm_rmid_forced in the container's ipc namespace"
+}
+
+@test "run: process.user.umask and domainname are applied" {
+	make_bundle "$B" sh -c 'umask; cat /proc/sys/kernel/domainname'
+	cfg "$B" '.process.user.umask = 63 | .domainname = "example.test"'
+	run_ctr
+	assert_status 0
+	assert_eq "${lines[*]}" "0077 example.test" "umask / domainname"
+}
+
+@test "run: capabilities and noNewPrivileges reach the process" {
+	make_bundle "$B" sh -c 'grep -E "^(CapBnd|CapEff|CapAmb|NoNewPrivs):" /proc/self/status'
+	map_subid_ranges "$B"
+	# As uid 1000 the kernel keeps only ambient capabilities across execve
+	# (for uid 0 it would raise the effective set to the bounding set).
+	cfg "$B" '.process.user = {"uid": 1000, "gid": 1000} | .process.noNewPrivileges = true
+		| .process.capabilities = {"bounding": ["CAP_KILL", "CAP_CHOWN"], "effective": ["CAP_KILL"],
+		   "permitted": ["CAP_KILL", "CAP_CHOWN"], "inheritable": ["CAP_KILL"], "ambient": ["CAP_KILL"]}'
+	run_ctr
+	assert_status 0
+	# CAP_CHOWN is bit 0, CAP_KILL bit 5.
+	assert_contains "$output" $'CapBnd:\t0000000000000021' "bounding set"
+	assert_contains "$output" $'CapEff:\t0000000000000020' "effective set"
+	assert_contains "$output" $'CapAmb:\t0000000000000020' "ambient set"
+	assert_contains "$output" $'NoNewPrivs:\t1' "no_new_privs"
+}
+
+@test "run --no-pivot: MS_MOVE and chroot instead of pivot_root" {
+	make_bundle "$B" sh -c 'cat /etc/passwd >/dev/null && test -x /bin/busybox && echo inside'
+	run_ctr --no-pivot
+	assert_status 0
+	assert_eq "$output" inside "output"
+}
+
+@test "run --preserve-fds: passes exactly that many descriptors after stdio" {
+	make_bundle "$B" sh -c 'read -r line <&3 && echo "fd3: $line"; if [ -e /proc/self/fd/4 ]; then echo "fd4 leaked"; else echo "fd4 closed"; fi'
+	echo "kept" >"$BATS_TEST_TMPDIR/three"
+	ID=$(unique_id)
+	run --separate-stderr timeout -k 5 "$BERTH_TIMEOUT" "$BERTH" --root "$STATE" run --preserve-fds 1 --bundle "$B" "$ID" \
+		3<"$BATS_TEST_TMPDIR/three" 4<"$BATS_TEST_TMPDIR/three" <"$BERTH_EMPTY"
+	assert_status 0
+	assert_eq "${lines[*]}" "fd3: kept fd4 closed" "descriptors in the container"
+}
+
+@test "run: namespaces given by path are joined" {
+	start_ctr
+	local first=$ID first_pid=$PID other="$BATS_TEST_TMPDIR/other"
+	make_bundle "$other" hostname
+	# The uts namespace of the first container; rootless, also its user
+	# namespace, which owns that uts namespace.
+	cfg "$other" 'del(.hostname) | .linux.namespaces |= map(if .type == "uts" then {type: "uts", path: $p} else . end)' \
+		--arg p "/proc/$first_pid/ns/uts"
+	if [[ $BERTH_AS == rootless ]]; then
+		cfg "$other" 'del(.linux.uidMappings, .linux.gidMappings) | .linux.namespaces |= map(if .type == "user" then {type: "user", path: $p} else . end)' \
+			--arg p "/proc/$first_pid/ns/user"
+	fi
+	run --separate-stderr b run --bundle "$other" "$(unique_id)"
+	assert_status 0
+	assert_eq "$output" "$(b exec "$first" hostname)" "hostname seen through the joined uts namespace"
+}
+
+@test "run: a foreground berth killed with SIGKILL takes its container with it" {
+	make_bundle "$B" sh -c 'echo ready; exec sleep 1000'
+	ID=$(unique_id)
+	berth_bg "$LOG" "$BERTH" --root "$STATE" run --bundle "$B" "$ID"
+	local runpid=$BG_PID pid
+	wait_until 30 file_has "$LOG" ready || fail "container never got ready: $(cat "$LOG")"
+	pid=$(state_field "$ID" .pid)
+	[[ $pid =~ ^[1-9][0-9]*$ ]] || fail "no pid in state: '$pid'"
+	kill -KILL "$runpid"
+	wait_until 10 pid_dead "$pid" || fail "container init $pid outlived its berth"
+	assert_eq "$(state_field "$ID" .status)" stopped "status after berth was killed"
+	b delete "$ID" >"$LOG" 2>&1 || fail "delete failed: $(cat "$LOG")"
+}
+
+@test "exec -t: the process gets a terminal" {
+	start_ctr
+	local ts="$BATS_TEST_TMPDIR/typescript"
+	run timeout -k 5 "$BERTH_TIMEOUT" script -qec "$BERTH --root $STATE exec -t $ID sh -c 'tty; test -t 0 && echo interactive'" "$ts"
+	assert_status 0
+	assert_contains "$(tr -d '\r' <"$ts")" /dev/pts/ "tty output"
+	assert_contains "$(tr -d '\r' <"$ts")" interactive "test -t 0"
+}
+
+@test "ps: the table lists the container's processes only" {
+	start_ctr
+	run --separate-stderr b ps "$ID"
+	assert_status 0
+	assert_contains "${lines[0]}" PID "header"
+	assert_eq "${#lines[@]}" 2 "header plus one process"
+	assert_contains "${lines[1]}" " $PID " "the init's row"
+}
+
+@test "--log --log-format json: an error is one JSON line with level, msg and an RFC 3339 time" {
+	local log="$BATS_TEST_TMPDIR/runtime.log"
+	run --separate-stderr b --log "$log" --log-format json state nosuch
+	[[ $status -ne 0 ]] || fail "state of an unknown id succeeded"
+	assert_contains "$stderr" 'does not exist' "stderr"
+	assert_eq "$(wc -l <"$log")" 1 "lines in the log"
+	assert_eq "$(jq -r .level "$log")" error "level"
+	assert_contains "$(jq -r .msg "$log")" 'container "nosuch" does not exist' "msg"
+	[[ $(jq -r .time "$log") =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$ ]] || fail "time: $(jq -r .time "$log")"
+}
+
+@test "features: reports the hooks, namespaces and mount options berth knows" {
+	run --separate-stderr b features
+	assert_status 0
+	assert_eq "$(jq -r '.hooks | join(",")' <<<"$output")" "prestart,createRuntime,createContainer,startContainer,poststart,poststop" "hooks"
+	assert_contains "$(jq -r '.linux.namespaces | join(",")' <<<"$output")" user "namespaces"
+	assert_contains "$(jq -r '.mountOptions | join(",")' <<<"$output")" rbind "mount options"
+}

@@ -83,9 +83,6 @@ struct LoadedBundle: Sendable {
                 throw RuntimeError(.invalidArgument, "namespace \"\(namespace.type)\" is listed twice in config.json")
             }
             if let nsPath = namespace.path, !nsPath.isEmpty {
-                if namespace.type == "user" {
-                    throw RuntimeError(.unsupported, "joining an existing user namespace (\(nsPath)) is not supported")
-                }
                 guard Files.exists(nsPath) else {
                     throw RuntimeError(.notFound, "\(namespace.type) namespace path \"\(nsPath)\" does not exist")
                 }
@@ -96,6 +93,9 @@ struct LoadedBundle: Sendable {
         }
         if (spec.hostname.map { !$0.isEmpty } ?? false) && !hasNewNamespace("uts") {
             throw RuntimeError(.invalidArgument, "config.json sets a hostname but has no new uts namespace")
+        }
+        if namespacePath("user") != nil && !((spec.linux?.uidMappings ?? []).isEmpty) {
+            throw RuntimeError(.invalidArgument, "config.json joins a user namespace by path and also gives uidMappings: a joined namespace keeps its maps")
         }
         if hasNewNamespace("user") {
             if (spec.linux?.uidMappings ?? []).isEmpty || (spec.linux?.gidMappings ?? []).isEmpty {
@@ -146,7 +146,7 @@ struct LoadedBundle: Sendable {
         return path
     }
 
-    /// Flags for clone(): every namespace created new (pid joins are done by the parent).
+    /// Flags for clone(): every namespace created new (user and pid joins are done by the parent).
     var cloneFlags: UInt {
         var flags: UInt = 0
         for namespace in spec.linux?.namespaces ?? [] where (namespace.path ?? "").isEmpty {

@@ -59,7 +59,7 @@ struct ContainerInit {
         if let domainname = spec.domainname, !domainname.isEmpty {
             if setdomainname(domainname, domainname.utf8.count) != 0 { throw RuntimeError.system("setdomainname \(domainname)", Errno.current) }
         }
-        let rootfs = RootFilesystem(bundle: bundle, inUserNamespace: newUserNamespace || RuntimePaths.isRootless,
+        let rootfs = RootFilesystem(bundle: bundle, inUserNamespace: newUserNamespace || bundle.namespacePath("user") != nil || RuntimePaths.isRootless,
                                     cgroupDirectory: cgroupDirectory, warn: warn)
         try rootfs.prepare()
         if !(spec.hooks?.prestart ?? []).isEmpty || !(spec.hooks?.createRuntime ?? []).isEmpty {
@@ -94,7 +94,7 @@ struct ContainerInit {
 
     /// setns() into the namespaces given by path (pid was joined by the parent).
     private func joinNamespaces() throws(RuntimeError) {
-        let order = ["ipc", "uts", "network", "cgroup", "time", "mount"]
+        let order = ["ipc", "uts", "network", "cgroup", "time", "mount"] // user and pid: joined by the parent
         for type in order {
             guard let path = bundle.namespacePath(type) else { continue }
             let fd = try step("open \(type) namespace \(path)") { () throws(Errno) in try FileDescriptor.open(path, O_RDONLY) }

@@ -92,6 +92,16 @@ public enum Launcher {
         let channel = SyncChannel(parentEnd)
         defer { channel.close() }
 
+        // Joining a user namespace: the parent joins it (it is single-threaded),
+        // so that the namespaces clone() creates are owned by it and the
+        // child may join the others that it owns.
+        if let userPath = bundle.namespacePath("user") {
+            let target = try step("open user namespace \(userPath)") { () throws(Errno) in try FileDescriptor.open(userPath, O_RDONLY) }
+            defer { target.close() }
+            if berth_setns(target.rawValue, BERTH_CLONE_NEWUSER) != 0 {
+                throw RuntimeError.system("join user namespace \(userPath)", Errno.current)
+            }
+        }
         // Joining a pid namespace only affects children: do it here, around clone().
         var ownPidNamespace: FileDescriptor? = nil
         if let pidPath = bundle.namespacePath("pid") {

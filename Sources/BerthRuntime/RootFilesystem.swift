@@ -219,8 +219,17 @@ struct RootFilesystem {
         try step("chdir /") { () throws(Errno) in _ = try check(chdir("/")) }
     }
 
-    /// After pivot_root: masked and read-only paths, sysctls, read-only root.
+    /// After pivot_root: sysctls, read-only and masked paths, read-only root.
     func finish() throws(RuntimeError) {
+        // Before readonlyPaths, which usually include /proc/sys.
+        for (key, value) in (spec.linux?.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard !key.isEmpty, !key.contains(".."), !key.hasPrefix("/") else {
+                throw RuntimeError(.invalidArgument, "invalid sysctl name \"\(key)\"")
+            }
+            // "net.ipv4.ip_forward", or the slash form for names with dots in them.
+            let path = "/proc/sys/" + (key.contains("/") ? key : key.split(separator: ".").joined(separator: "/"))
+            try step("set sysctl \(key)=\(value)") { () throws(Errno) in try Files.write(path, value, flags: O_WRONLY | O_TRUNC) }
+        }
         for path in spec.linux?.readonlyPaths ?? [] {
             guard Files.exists(path) else { continue }
             try step("make \(path) read-only") { () throws(Errno) in
@@ -238,11 +247,6 @@ struct RootFilesystem {
                     try mount(source: "/dev/null", target: path, type: nil, flags: UInt(MS_BIND))
                 }
             }
-        }
-        for (key, value) in (spec.linux?.sysctl ?? [:]).sorted(by: { $0.key < $1.key }) {
-            guard !key.contains(".."), !key.contains("/") || key.hasPrefix("net/") || !key.isEmpty else { continue }
-            let path = "/proc/sys/" + key.split(separator: ".").joined(separator: "/")
-            try step("set sysctl \(key)=\(value)") { () throws(Errno) in try Files.write(path, value, flags: O_WRONLY | O_TRUNC) }
         }
         if spec.root?.readonly == true {
             try step("remount / read-only") { () throws(Errno) in

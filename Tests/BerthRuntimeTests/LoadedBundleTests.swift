@@ -108,9 +108,10 @@ struct LoadedBundleTests {
             $0.linux?.namespaces?.append(LinuxNamespace(type: "user"))
             $0.linux?.uidMappings = [LinuxIDMapping(containerID: 0, hostID: 1000, size: 1)]
         }, .invalidArgument, "no uidMappings/gidMappings"),
-        BadBundle("joining a user namespace", .edit {
+        BadBundle("joining a user namespace while giving maps", .edit {
             $0.linux?.namespaces?.append(LinuxNamespace(type: "user", path: "/proc/self/ns/user"))
-        }, .unsupported, "joining an existing user namespace (/proc/self/ns/user) is not supported"),
+            $0.linux?.uidMappings = [LinuxIDMapping(containerID: 0, hostID: 1000, size: 1)]
+        }, .invalidArgument, "joins a user namespace by path and also gives uidMappings"),
         BadBundle("missing namespace path", .edit {
             $0.linux?.namespaces?.append(LinuxNamespace(type: "network", path: "/nonexistent/netns"))
         }, .notFound, #"network namespace path "/nonexistent/netns" does not exist"#),

@@ -25,6 +25,7 @@ extension Spec {
         linux.namespaces = ["pid", "network", "ipc", "uts", "mount", "cgroup"].map { LinuxNamespace(type: $0) }
         linux.maskedPaths = defaultMaskedPaths
         linux.readonlyPaths = defaultReadonlyPaths
+        linux.seccomp = LinuxSeccomp.defaultProfile
         return Spec(
             process: Process(
                 terminal: true,

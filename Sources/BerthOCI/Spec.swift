@@ -200,7 +200,7 @@ public struct Linux: Codable, Equatable, Sendable {
     public var cgroupsPath: String?
     public var namespaces: [LinuxNamespace]?
     public var devices: [LinuxDevice]?
-    public var seccomp: JSONValue?
+    public var seccomp: LinuxSeccomp?
     public var rootfsPropagation: String?
     public var maskedPaths: [String]?
     public var readonlyPaths: [String]?

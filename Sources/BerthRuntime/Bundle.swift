@@ -117,6 +117,13 @@ struct LoadedBundle: Sendable {
                 }
             }
         }
+        try LinuxSecurityModules.check(process: process, linux: spec.linux)
+        if let personality = spec.linux?.personality, !personality.isEmpty {
+            throw RuntimeError(.unsupported, "linux.personality is not supported by berth")
+        }
+        if let intelRdt = spec.linux?.intelRdt, !intelRdt.isEmpty {
+            throw RuntimeError(.unsupported, "linux.intelRdt is not supported by berth (no resctrl support)")
+        }
         if let resources = spec.linux?.resources, !Cgroups.onlyDefaults(resources) {
             try Cgroups.checkLimitsSupported(resources)
         }

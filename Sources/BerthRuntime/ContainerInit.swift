@@ -18,6 +18,7 @@ struct ContainerInit {
     let preserveFDs: Int
     let dieWithParent: Bool
     let cgroupDirectory: String?
+    let seccomp: CompiledSeccomp?
 
     func run() -> Never {
         do {
@@ -44,6 +45,12 @@ struct ContainerInit {
 
     private func body() throws(RuntimeError) {
         let stateJSON = try waitFor("go:")
+        // Not dumpable from here to execve (which resets it): no process in
+        // the container can open /proc/<pid>/exe, fd or mem of this one, so
+        // the host's berth binary cannot be reached through it (the
+        // CVE-2019-5736 class). Not before: the parent writes our id maps,
+        // which needs /proc/<pid> to be ours.
+        _ = berth_prctl(BERTH_PR_SET_DUMPABLE, 0, 0, 0, 0)
         let spec = bundle.spec
         let newUserNamespace = bundle.hasNewNamespace("user")
         if newUserNamespace {
@@ -70,8 +77,12 @@ struct ContainerInit {
         try rootfs.enter(noPivot: noPivot)
         try rootfs.finish()
         let process = spec.process!
-        let setup = ProcessSetup(process: process, rlimits: rlimits, channel: channel, warn: warn)
+        let setup = ProcessSetup(process: process, rlimits: rlimits, channel: channel, seccomp: seccomp, warn: warn)
         let prepared = try setup.prepare(bindConsole: true)
+        // Before "ready": a notify listener must reach its listener while
+        // create still runs; what follows (exec fifo, startContainer hooks,
+        // execve) runs under the filter.
+        try setup.finishSeccomp()
         ProcessSetup.closeInheritedDescriptors(preserving: preserveFDs)
         try step("report ready") { () throws(Errno) in try channel.send("ready") }
         if let execFifo {

@@ -43,6 +43,10 @@ public enum ExecLauncher {
             throw RuntimeError(.invalidArgument, "exec --tty --detach needs --console-socket")
         }
         let rlimits = Rlimits.clamped(process.rlimits ?? [], warn: Operations.warn)
+        // The container's filter applies to every process in it.
+        let seccomp = try spec?.linux?.seccomp.map { (profile) throws(RuntimeError) in
+            try SeccompCompiler.compile(profile, cacheDirectory: paths.seccompCache)
+        }
         let pid = record.pid
 
         let namespaceTypes: [(String, Int32)] = [
@@ -63,6 +67,11 @@ public enum ExecLauncher {
         guard processStartTime(pid) == record.startTime else {
             throw RuntimeError(.invalidState, "cannot exec in container \"\(options.id)\": it is stopped")
         }
+        // Not dumpable before anything joins the container (the child
+        // inherits it; execve resets it): processes in the container cannot
+        // open /proc/<pid>/exe of berth and reach the host binary (the
+        // CVE-2019-5736 class).
+        _ = berth_prctl(BERTH_PR_SET_DUMPABLE, 0, 0, 0, 0)
         for (name, flag, fd) in toJoin where name == "user" || name == "pid" {
             if berth_setns(fd.rawValue, flag) != 0 {
                 throw RuntimeError.system("join the container's \(name) namespace", Errno.current)
@@ -83,8 +92,9 @@ public enum ExecLauncher {
                         throw RuntimeError.system("join the container's \(name) namespace", Errno.current)
                     }
                 }
-                let setup = ProcessSetup(process: process, rlimits: rlimits, channel: childChannel, warn: Operations.warn)
+                let setup = ProcessSetup(process: process, rlimits: rlimits, channel: childChannel, seccomp: seccomp, warn: Operations.warn)
                 let prepared = try setup.prepare(bindConsole: false)
+                try setup.finishSeccomp()
                 ProcessSetup.closeInheritedDescriptors(preserving: options.preserveFDs)
                 if foreground { _ = berth_prctl(BERTH_PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
                 let error = ProcessSetup.exec(prepared)
@@ -108,6 +118,11 @@ public enum ExecLauncher {
                 } else {
                     master = fd
                 }
+            } else if message.text == "seccomp", let fd = message.fd {
+                defer { fd.close() }
+                var state = record.state(in: directory)
+                state.pid = child
+                try Launcher.sendToSeccompListener(fd, seccomp: seccomp, state: state)
             } else if message.text.hasPrefix("error:") {
                 _ = try? waitForProcess(child)
                 throw RuntimeError(.failed, String(message.text.dropFirst(6)))

@@ -46,13 +46,16 @@ public enum Launcher {
             throw RuntimeError(.invalidArgument, "--console-socket given but process.terminal is false in config.json")
         }
         let rlimits = Rlimits.clamped(spec.process?.rlimits ?? [], warn: warn)
+        let seccomp = try spec.linux?.seccomp.map { (profile) throws(RuntimeError) in
+            try SeccompCompiler.compile(profile, cacheDirectory: paths.seccompCache)
+        }
         let directory = ContainerDirectory(paths: paths, id: options.id)
         try directory.create(stateRoot: paths.stateRoot)
 
         var child: pid_t = 0
         var launched = false
         do {
-            let result = try launchCreated(options, bundle: bundle, rlimits: rlimits, directory: directory, child: &child)
+            let result = try launchCreated(options, bundle: bundle, rlimits: rlimits, seccomp: seccomp, directory: directory, child: &child)
             launched = true
             return result
         } catch {
@@ -67,7 +70,7 @@ public enum Launcher {
         }
     }
 
-    private static func launchCreated(_ options: LaunchOptions, bundle: LoadedBundle, rlimits: [POSIXRlimit],
+    private static func launchCreated(_ options: LaunchOptions, bundle: LoadedBundle, rlimits: [POSIXRlimit], seccomp: CompiledSeccomp?,
                                       directory: ContainerDirectory, child: inout pid_t) throws(RuntimeError) -> Int32 {
         let spec = bundle.spec
         try step("write \(directory.configPath)") { () throws(Errno) in try Files.writeAtomically(directory.configPath, bundle.configBytes, mode: 0o600) }
@@ -121,7 +124,7 @@ public enum Launcher {
             parentEnd.close()
             ContainerInit(bundle: bundle, channel: SyncChannel(childEnd), execFifo: execFifo, rlimits: rlimits,
                           noPivot: options.noPivot, preserveFDs: options.preserveFDs, dieWithParent: foreground,
-                          cgroupDirectory: cgroupDirectory).run()
+                          cgroupDirectory: cgroupDirectory, seccomp: seccomp).run()
         }
         let cloneError = Errno.current
         childEnd.close()
@@ -165,6 +168,9 @@ public enum Launcher {
                 } else {
                     master = fd
                 }
+            } else if message.text == "seccomp", let fd = message.fd {
+                defer { fd.close() }
+                try sendToSeccompListener(fd, seccomp: seccomp, state: state)
             } else if message.text.hasPrefix("error:") {
                 _ = try? waitForProcess(pid)
                 throw RuntimeError(.failed, String(message.text.dropFirst(6)))
@@ -197,6 +203,28 @@ public enum Launcher {
     static func reapDescription(_ pid: pid_t) -> String {
         guard let (_, status) = (try? waitForProcess(pid)) ?? nil else { return "unknown status" }
         return HookRunner.describe(status)
+    }
+
+    /// The runtime-spec's seccomp notify protocol: the container process
+    /// state as JSON, with the listener fd, over a unix socket.
+    static func sendToSeccompListener(_ listener: FileDescriptor, seccomp: CompiledSeccomp?, state: State) throws(RuntimeError) {
+        guard let path = seccomp?.listenerPath else { return }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes]
+        var message: [String: JSONValue] = [
+            "ociVersion": .string(Spec.version), "fds": .array([.string("seccompFd")]), "pid": .integer(Int64(state.pid)),
+        ]
+        if let metadata = seccomp?.listenerMetadata { message["metadata"] = .string(metadata) }
+        if let data = try? encoder.encode(state), let value = try? JSONDecoder().decode(JSONValue.self, from: data) {
+            message["state"] = value
+        }
+        let text = (try? encoder.encode(JSONValue.object(message))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        let socket = berth_unix_connect(path)
+        if socket < 0 { throw RuntimeError.system("connect to seccomp listener \(path)", Errno.current) }
+        defer { Glibc.close(socket) }
+        if berth_send_fd(socket, listener.rawValue, text) != 0 {
+            throw RuntimeError.system("send the seccomp listener to \(path)", Errno.current)
+        }
     }
 
     static func sendToConsoleSocket(_ master: FileDescriptor, path: String, name: String) throws(RuntimeError) {

@@ -12,6 +12,7 @@ struct ProcessSetup {
     let process: BerthOCI.Process
     let rlimits: [POSIXRlimit]
     let channel: SyncChannel
+    let seccomp: CompiledSeccomp?
     let warn: (String) -> Void
 
     struct Prepared {
@@ -26,7 +27,12 @@ struct ProcessSetup {
         }
         try Rlimits.apply(rlimits)
         if let adjust = process.oomScoreAdj {
-            try step("set oom_score_adj \(adjust)") { () throws(Errno) in try Files.write("/proc/self/oom_score_adj", String(adjust), flags: O_WRONLY) }
+            try ProcFS.write("\(getpid())/oom_score_adj", String(adjust))
+        }
+        if process.noNewPrivileges != true {
+            // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN:
+            // load it while berth still has it, before the uid changes.
+            try loadSeccomp()
         }
         try switchUser()
         umask(mode_t(process.user.umask ?? 0o022))
@@ -34,17 +40,30 @@ struct ProcessSetup {
         if !environment.contains(where: { $0.hasPrefix("HOME=") }) {
             environment.append("HOME=" + homeDirectory(uid: process.user.uid))
         }
-        if chdir(process.cwd) != 0 {
-            throw RuntimeError(.notFound, "chdir to cwd \"\(process.cwd)\" set in config.json failed: \(Errno.current)")
-        }
+        try changeDirectory(process.cwd)
         let arguments = process.args ?? []
         let path = try Self.lookUp(arguments[0], environment: environment)
+        try LinuxSecurityModules.applyForExec(process)
         if process.noNewPrivileges == true {
             if berth_prctl(BERTH_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
                 throw RuntimeError.system("set no_new_privs", Errno.current)
             }
         }
         return Prepared(path: path, arguments: arguments, environment: environment)
+    }
+
+    /// Loads the filter now if it waits for no_new_privs (the last step
+    /// before the process runs); a no-op when it is loaded already.
+    func finishSeccomp() throws(RuntimeError) {
+        if process.noNewPrivileges == true { try loadSeccomp() }
+    }
+
+    private func loadSeccomp() throws(RuntimeError) {
+        guard let seccomp else { return }
+        if let listener = try seccomp.load() {
+            try step("send the seccomp listener to berth") { () throws(Errno) in try channel.send("seccomp", passing: listener) }
+            listener.close()
+        }
     }
 
     /// A new pty from the container's devpts; the master goes to the
@@ -60,12 +79,7 @@ struct ProcessSetup {
             _ = berth_tty_set_size(slave.rawValue, size.height, size.width)
         }
         if bindConsole {
-            if !Files.exists("/dev/console") {
-                _ = try? FileDescriptor.open("/dev/console", O_WRONLY | O_CREAT, mode: 0o600).close()
-            }
-            try step("bind \(slavePath) to /dev/console") { () throws(Errno) in
-                try mount(source: slavePath, target: "/dev/console", type: nil, flags: UInt(MS_BIND))
-            }
+            try bindTerminalToConsole(slave, name: slavePath)
         }
         try step("send the terminal to berth") { () throws(Errno) in try channel.send("pty:" + slavePath, passing: master) }
         master.close()
@@ -77,6 +91,24 @@ struct ProcessSetup {
             try step("dup terminal") { () throws(Errno) in try slave.duplicate(as: target) }
         }
         if slave.rawValue > 2 { slave.close() }
+    }
+
+    /// /dev/console becomes the pty: created if missing (never through a
+    /// link), refused if it is a link, and mounted through descriptors so
+    /// nothing swapped in between can redirect it (the CVE-2025-52565 class).
+    func bindTerminalToConsole(_ slave: FileDescriptor, name: String) throws(RuntimeError) {
+        if let created = try? FileDescriptor.open("/dev/console", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600) {
+            created.close()
+        }
+        let console = try step("open /dev/console") { () throws(Errno) in try FileDescriptor.open("/dev/console", BERTH_O_PATH | O_NOFOLLOW) }
+        defer { console.close() }
+        let type = ((try? console.stat())?.st_mode ?? 0) & S_IFMT
+        guard type == S_IFREG || type == S_IFCHR else {
+            throw RuntimeError(.permissionDenied, "refusing to bind the terminal to /dev/console: it is not a file or character device")
+        }
+        try step("bind \(name) to /dev/console") { () throws(Errno) in
+            try mount(source: slave.procPath, target: console.procPath, type: nil, flags: UInt(MS_BIND))
+        }
     }
 
     func switchUser() throws(RuntimeError) {
@@ -104,6 +136,21 @@ struct ProcessSetup {
         if let caps = process.capabilities {
             _ = berth_prctl(BERTH_PR_SET_KEEPCAPS, 0, 0, 0, 0)
             try Capabilities.apply(caps, warn: warn)
+        }
+    }
+
+    /// chdir to `cwd` resolved inside the container's root with no magic
+    /// links: a cwd like /proc/self/fd/N can never reach a directory of the
+    /// host through a descriptor berth holds (the CVE-2024-21626 class).
+    func changeDirectory(_ cwd: String) throws(RuntimeError) {
+        do {
+            let root = try SecureRoot(path: "/")
+            defer { root.close() }
+            let directory = try root.open(cwd, BERTH_O_PATH | O_DIRECTORY)
+            defer { directory.close() }
+            _ = try check(fchdir(directory.rawValue))
+        } catch {
+            throw RuntimeError(.notFound, "chdir to cwd \"\(cwd)\" set in config.json failed: \(error)")
         }
     }
 

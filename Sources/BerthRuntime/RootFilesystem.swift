@@ -202,6 +202,39 @@ struct RootFilesystem {
         }
     }
 
+    /// A masked or read-only path, opened without following a final symlink
+    /// (nil when it does not exist: nothing to protect). Mounting through
+    /// the descriptor means a path swapped for a link after this check
+    /// cannot redirect the mount.
+    func openMaskTarget(_ path: String) throws(RuntimeError) -> (fd: FileDescriptor, isDirectory: Bool)? {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(path, BERTH_O_PATH | O_NOFOLLOW)
+        } catch .noSuchFile {
+            return nil
+        } catch {
+            throw RuntimeError.system("open \(path)", error)
+        }
+        guard let st = try? fd.stat(), (st.st_mode & S_IFMT) != S_IFLNK else {
+            fd.close()
+            throw RuntimeError(.permissionDenied, "refusing to mask \(path): it is a symbolic link")
+        }
+        return (fd, (st.st_mode & S_IFMT) == S_IFDIR)
+    }
+
+    /// The container's /dev/null, checked to be the null device (1:3) before
+    /// it is bind-mounted over masked files: a /dev/null replaced by a link
+    /// or another file would otherwise expose or mask the wrong thing (the
+    /// CVE-2025-31133 class).
+    func verifiedNullDevice() throws(RuntimeError) -> FileDescriptor {
+        let fd = try step("open /dev/null in the container") { () throws(Errno) in try FileDescriptor.open("/dev/null", BERTH_O_PATH | O_NOFOLLOW) }
+        guard let st = try? fd.stat(), (st.st_mode & S_IFMT) == S_IFCHR, st.st_rdev == berth_makedev(1, 3) else {
+            fd.close()
+            throw RuntimeError(.permissionDenied, "refusing to mask paths with /dev/null: in the container it is not the null device (1:3)")
+        }
+        return fd
+    }
+
     /// pivot_root into the rootfs and detach the old root; or, with
     /// --no-pivot, move the rootfs over / and chroot (for ramfs roots).
     func enter(noPivot: Bool) throws(RuntimeError) {
@@ -227,24 +260,34 @@ struct RootFilesystem {
                 throw RuntimeError(.invalidArgument, "invalid sysctl name \"\(key)\"")
             }
             // "net.ipv4.ip_forward", or the slash form for names with dots in them.
-            let path = "/proc/sys/" + (key.contains("/") ? key : key.split(separator: ".").joined(separator: "/"))
-            try step("set sysctl \(key)=\(value)") { () throws(Errno) in try Files.write(path, value, flags: O_WRONLY | O_TRUNC) }
+            let path = "sys/" + (key.contains("/") ? key : key.split(separator: ".").joined(separator: "/"))
+            try ProcFS.write(path, value)
         }
         for path in spec.linux?.readonlyPaths ?? [] {
-            guard Files.exists(path) else { continue }
+            guard let target = try openMaskTarget(path) else { continue }
+            defer { target.fd.close() }
             try step("make \(path) read-only") { () throws(Errno) in
-                try mount(source: path, target: path, type: nil, flags: UInt(MS_BIND | MS_REC))
-                let locked = lockedMountFlags(of: path)
-                try mount(source: nil, target: path, type: nil, flags: UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC) | locked)
+                try mount(source: target.fd.procPath, target: target.fd.procPath, type: nil, flags: UInt(MS_BIND | MS_REC))
+                // Reopen: the descriptor names the directory beneath the new mount.
+                let mounted = try FileDescriptor.open(path, BERTH_O_PATH | O_NOFOLLOW)
+                defer { mounted.close() }
+                let locked = lockedMountFlags(of: mounted.procPath)
+                try mount(source: nil, target: mounted.procPath, type: nil, flags: UInt(MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC) | locked)
             }
         }
-        for path in spec.linux?.maskedPaths ?? [] {
-            guard let st = try? Files.stat(path) else { continue }
-            try step("mask \(path)") { () throws(Errno) in
-                if (st.st_mode & S_IFMT) == S_IFDIR {
-                    try mount(source: "tmpfs", target: path, type: "tmpfs", flags: UInt(MS_RDONLY), data: "size=0k")
-                } else {
-                    try mount(source: "/dev/null", target: path, type: nil, flags: UInt(MS_BIND))
+        let masked = spec.linux?.maskedPaths ?? []
+        if !masked.isEmpty {
+            let devNull = try verifiedNullDevice()
+            defer { devNull.close() }
+            for path in masked {
+                guard let target = try openMaskTarget(path) else { continue }
+                defer { target.fd.close() }
+                try step("mask \(path)") { () throws(Errno) in
+                    if target.isDirectory {
+                        try mount(source: "tmpfs", target: target.fd.procPath, type: "tmpfs", flags: UInt(MS_RDONLY), data: "size=0k")
+                    } else {
+                        try mount(source: devNull.procPath, target: target.fd.procPath, type: nil, flags: UInt(MS_BIND))
+                    }
                 }
             }
         }

@@ -39,6 +39,10 @@ public struct RuntimePaths: Sendable {
 
     public func directory(of id: String) -> String { stateRoot + "/" + id }
 
+    /// Compiled seccomp filters, reused across runs. "@" is not allowed in
+    /// container ids, so it never names a container.
+    public var seccompCache: String { stateRoot + "/@seccomp" }
+
     /// Container ids are used as directory names: keep them to what runc allows.
     public static func validate(id: String) throws(RuntimeError) {
         let allowed = id.utf8.allSatisfy { c in

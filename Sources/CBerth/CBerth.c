@@ -18,6 +18,10 @@
 #include <dirent.h>
 #include <linux/capability.h>
 #include <sys/sysmacros.h>
+#include <sys/vfs.h>
+#include <sys/mman.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
 
 extern char **environ;
 
@@ -244,3 +248,16 @@ int berth_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 
 int berth_setresuid(uid_t r, uid_t e, uid_t s) { return setresuid(r, e, s); }
 int berth_setresgid(gid_t r, gid_t e, gid_t s) { return setresgid(r, e, s); }
+
+int berth_seccomp_load(const void *filter, unsigned short count, unsigned int flags) {
+    struct sock_fprog prog = { .len = count, .filter = (struct sock_filter *)filter };
+    return (int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &prog);
+}
+
+long berth_fstatfs_type(int fd) {
+    struct statfs st;
+    if (fstatfs(fd, &st) != 0) return -1;
+    return (long)st.f_type;
+}
+
+int berth_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }

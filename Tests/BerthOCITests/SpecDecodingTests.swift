@@ -153,7 +153,8 @@ struct SpecDecodingTests {
             .object(["allow": .bool(false), "access": .string("rwm")]),
             .object(["allow": .bool(true), "type": .string("c"), "major": .number(1), "minor": .number(3), "access": .string("rwm")]),
         ]))
-        #expect(linux.seccomp?["defaultAction"] == .string("SCMP_ACT_ERRNO"))
+        #expect(linux.seccomp?.defaultAction == "SCMP_ACT_ERRNO")
+        #expect(linux.seccomp?.architectures == ["SCMP_ARCH_X86_64"])
         #expect(linux.intelRdt?["closID"] == .string("guaranteed"))
         #expect(linux.personality?["domain"] == .string("LINUX32"))
         #expect(linux.timeOffsets?["monotonic"]?["secs"] == .number(10))

@@ -30,6 +30,7 @@
 
 // prctl options (<linux/prctl.h> clashes with <sys/prctl.h> in Swift's view).
 #define BERTH_PR_SET_PDEATHSIG 1
+#define BERTH_PR_SET_DUMPABLE 4
 #define BERTH_PR_SET_KEEPCAPS 8
 #define BERTH_PR_CAPBSET_DROP 24
 #define BERTH_PR_SET_NO_NEW_PRIVS 38
@@ -112,6 +113,17 @@ int berth_recv_fd(int sock, char *namebuf, int namelen);
 /// One SEQPACKET message, with an fd if one came along (*fd = -1 if not).
 /// Returns the byte count (0 at end of stream).
 long berth_recv_message(int sock, void *buf, unsigned long len, int *fd);
+
+/// Loads a classic BPF seccomp filter with seccomp(SECCOMP_SET_MODE_FILTER):
+/// `filter` is `count` struct sock_filter entries. Returns 0, or the
+/// listener fd when `flags` has SECCOMP_FILTER_FLAG_NEW_LISTENER.
+int berth_seccomp_load(const void *filter, unsigned short count, unsigned int flags);
+
+/// memfd_create(2) with MFD_CLOEXEC (_GNU_SOURCE-only).
+int berth_memfd_create(const char *name);
+
+/// statfs(2) f_type of a descriptor (PROC_SUPER_MAGIC checks).
+long berth_fstatfs_type(int fd);
 
 /// makedev() is a macro.
 dev_t berth_makedev(unsigned int major, unsigned int minor);

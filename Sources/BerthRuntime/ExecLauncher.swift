@@ -133,6 +133,9 @@ public enum ExecLauncher {
             try step("write pid file \(file)") { () throws(Errno) in try Files.writeAtomically(file, Array(String(child).utf8)) }
         }
         if options.detach { return 0 }
+        // What the launch parsed and compiled is garbage now: give the heap
+        // back before waiting, since this process lives as long as the container.
+        _ = berth_malloc_trim()
         return Supervisor(pid: child, master: master).wait().shellCode
     }
 

@@ -195,6 +195,9 @@ public enum Launcher {
         try? HookRunner.run(.poststart, spec: spec, state: state, warn: warn)
         if options.mode == .runDetached { return 0 }
 
+        // What the launch parsed and compiled is garbage now: give the heap
+        // back before waiting, since this process lives as long as the container.
+        _ = berth_malloc_trim()
         let status = Supervisor(pid: pid, master: master).wait()
         Operations.destroy(directory: directory, record: record, warn: warn)
         return status.shellCode

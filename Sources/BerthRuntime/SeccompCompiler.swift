@@ -185,10 +185,26 @@ struct SeccompCache {
 
     init(directory: String, profile: LinuxSeccomp) {
         self.directory = directory
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let canonical = (try? encoder.encode(profile)).map(Array.init) ?? []
-        self.key = Array("berth-seccomp-1 \(SeccompCompiler.machine) libseccomp-\(SeccompCompiler.libraryVersion)\n".utf8) + canonical
+        self.key = Array("berth-seccomp-2 \(SeccompCompiler.machine) libseccomp-\(SeccompCompiler.libraryVersion)\n".utf8)
+            + Self.canonical(profile)
+    }
+
+    /// Every field of the profile that decides the filter, one per line in
+    /// a fixed order (a JSONEncoder pass cost more than the rest of a lookup).
+    static func canonical(_ profile: LinuxSeccomp) -> [UInt8] {
+        var text = "default \(profile.defaultAction) \(profile.defaultErrnoRet.map(String.init) ?? "-")\n"
+        text += "arch \((profile.architectures ?? []).joined(separator: " "))\n"
+        text += "flags \((profile.flags ?? []).joined(separator: " "))\n"
+        for rule in profile.syscalls ?? [] {
+            text += "rule \(rule.action) \(rule.errnoRet.map(String.init) ?? "-")"
+            for argument in rule.args ?? [] {
+                text += " \(argument.index):\(argument.op):\(argument.value):\(argument.valueTwo.map(String.init) ?? "-")"
+            }
+            text += " |"
+            for name in rule.names { text += " " + name }
+            text += "\n"
+        }
+        return Array(text.utf8)
     }
 
     var path: String {

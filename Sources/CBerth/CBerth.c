@@ -19,6 +19,7 @@
 #include <linux/capability.h>
 #include <sys/sysmacros.h>
 #include <sys/vfs.h>
+#include <malloc.h>
 #include <sys/mman.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -261,3 +262,5 @@ long berth_fstatfs_type(int fd) {
 }
 
 int berth_memfd_create(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int berth_malloc_trim(void) { return malloc_trim(0); }

@@ -125,6 +125,9 @@ int berth_memfd_create(const char *name);
 /// statfs(2) f_type of a descriptor (PROC_SUPER_MAGIC checks).
 long berth_fstatfs_type(int fd);
 
+/// malloc_trim(3) is in <malloc.h>, which Glibc's module map leaves out.
+int berth_malloc_trim(void);
+
 /// makedev() is a macro.
 dev_t berth_makedev(unsigned int major, unsigned int minor);
 

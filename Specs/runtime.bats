@@ -950,3 +950,109 @@ assert_bundle() {
 	assert_contains "$(jq -r '.linux.namespaces | join(",")' <<<"$output")" user "namespaces"
 	assert_contains "$(jq -r '.mountOptions | join(",")' <<<"$output")" rbind "mount options"
 }
+
+# ================================================================= seccomp
+
+@test "seccomp: the default profile of berth spec is loaded for run and for exec" {
+	make_bundle "$B" sh -c 'grep -E "^Seccomp(_filters)?:" /proc/self/status; exec sleep 1000'
+	[[ $(jq -r '.linux.seccomp.defaultAction' "$B/config.json") == SCMP_ACT_ERRNO ]] || fail "berth spec wrote no seccomp profile"
+	create_ctr
+	b start "$ID" >"$LOG" 2>&1 || fail "start failed: $(cat "$LOG")"
+	run --separate-stderr b exec "$ID" grep -E '^Seccomp(_filters)?:' /proc/self/status
+	assert_status 0
+	assert_contains "$output" $'Seccomp:\t2' "exec'd process is filtered"
+	assert_contains "$output" $'Seccomp_filters:\t1' "exactly one filter"
+}
+
+@test "seccomp: actions with errnoRet, argument conditions and unknown names" {
+	make_bundle "$B" sh -c 'mkdir /tmp/a; echo "mkdir=$?"; rmdir /tmp; echo "rmdir=$?"
+		kill -USR2 $$ 2>/dev/null; echo "usr2=$?"; trap "" USR1; kill -USR1 $$; echo "usr1=$?"'
+	cfg "$B" '.linux.seccomp = {
+		defaultAction: "SCMP_ACT_ALLOW",
+		syscalls: [
+			{names: ["mkdir", "mkdirat"], action: "SCMP_ACT_ERRNO", errnoRet: 13},
+			{names: ["rmdir"], action: "SCMP_ACT_ERRNO"},
+			{names: ["kill"], action: "SCMP_ACT_ERRNO", errnoRet: 1, args: [{index: 1, value: 10, op: "SCMP_CMP_EQ"}]},
+			{names: ["no_such_syscall_anywhere"], action: "SCMP_ACT_KILL"}
+		]}'
+	cfg "$B" '.process.args = ["sh", "-c", "trap \"\" USR2; " + .process.args[2]]'
+	run_ctr
+	assert_status 0
+	assert_contains "$stderr" "Permission denied" "mkdir refused with errnoRet 13 (EACCES)"
+	assert_contains "$output" "mkdir=1" "mkdir failed"
+	assert_contains "$output" "rmdir=1" "rmdir failed (default errno EPERM)"
+	assert_contains "$output" "usr2=0" "kill with another signal is allowed"
+	assert_contains "$output" "usr1=1" "kill with SIGUSR1 (arg 1 == 10) is refused"
+}
+
+@test "seccomp: SCMP_ACT_NOTIFY hands the listener fd and the state to listenerPath" {
+	local sock="$BATS_TEST_TMPDIR/listener.sock" got="$BATS_TEST_TMPDIR/listener.json"
+	berth_bg "$BATS_TEST_TMPDIR/.listener.log" python3 -c '
+import array, socket, sys, os
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(sys.argv[1]); s.listen(1); s.settimeout(30)
+c, _ = s.accept()
+fds = array.array("i")
+msg, anc, flags, addr = c.recvmsg(65536, socket.CMSG_LEN(4 * fds.itemsize))
+for level, kind, data in anc:
+    if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+        fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+open(sys.argv[2], "w").write(msg.decode() + "\n" + ("fd" if len(fds) == 1 else "nofd") + "\n")
+for fd in fds: os.close(fd)   # no supervisor: notified calls now fail with ENOSYS
+' "$sock" "$got"
+	wait_until 10 test -S "$sock" || fail "listener did not start: $(cat "$BATS_TEST_TMPDIR/.listener.log")"
+	make_bundle "$B" sh -c 'sleep 1; mkdir /tmp/n; echo "mkdir=$?"'
+	cfg "$B" '.linux.seccomp = {defaultAction: "SCMP_ACT_ALLOW", listenerPath: $sock, listenerMetadata: "hello",
+		syscalls: [{names: ["mkdir", "mkdirat"], action: "SCMP_ACT_NOTIFY"}]}' --arg sock "$sock"
+	run_ctr
+	assert_status 0
+	assert_contains "$output" "mkdir=1" "the notified mkdir failed once the listener let go"
+	wait_until 10 test -s "$got" || fail "listener got nothing"
+	local message
+	message=$(head -n 1 "$got")
+	assert_eq "$(jq -r '.fds | join(",")' <<<"$message")" seccompFd "fds"
+	assert_eq "$(jq -r .metadata <<<"$message")" hello "metadata"
+	assert_eq "$(jq -r .state.id <<<"$message")" "$ID" "state.id"
+	[[ $(jq -r .pid <<<"$message") =~ ^[1-9][0-9]*$ ]] || fail "pid: $message"
+	assert_eq "$(sed -n 2p "$got")" fd "one descriptor passed"
+}
+
+@test "seccomp: a profile berth cannot compile is refused before anything is created" {
+	make_bundle "$B" true
+	cfg "$B" '.linux.seccomp = {defaultAction: "SCMP_ACT_SOMETIMES"}'
+	run_ctr
+	assert_fails_with 'linux.seccomp: unknown action "SCMP_ACT_SOMETIMES"'
+	assert_nothing_left "$ID" "$B"
+}
+
+@test "run: process.oomScoreAdj is applied" {
+	make_bundle "$B" cat /proc/self/oom_score_adj
+	cfg "$B" '.process.oomScoreAdj = 500'
+	run_ctr
+	assert_status 0
+	assert_eq "$output" 500 "oom_score_adj"
+}
+
+@test "bad input: LSM labels without the LSM, linux.personality and linux.intelRdt are refused" {
+	make_bundle "$B" true
+	local cases=(
+		'.process.apparmorProfile = "berth-test"|AppArmor is not enabled|/sys/module/apparmor/parameters/enabled'
+		'.process.selinuxLabel = "system_u:system_r:container_t:s0"|SELinux is not enabled|/sys/fs/selinux/enforce'
+		'.linux.personality = {domain: "LINUX32"}|linux.personality is not supported|'
+		'.linux.intelRdt = {closID: "x"}|linux.intelRdt is not supported|'
+	)
+	local entry filter phrase lsm
+	for entry in "${cases[@]}"; do
+		IFS='|' read -r filter phrase lsm <<<"$entry"
+		if [[ -n $lsm && -e $lsm && $(cat "$lsm" 2>/dev/null) != N ]]; then
+			echo "# $lsm: that LSM runs on this host; case not applicable" >&3
+			continue
+		fi
+		cp "$B/config.json" "$B/config.orig"
+		cfg "$B" "$filter"
+		run_ctr
+		assert_fails_with "$phrase"
+		assert_nothing_left "$ID" "$B"
+		mv "$B/config.orig" "$B/config.json"
+	done
+}

@@ -71,6 +71,7 @@ public enum ExecLauncher {
         // inherits it; execve resets it): processes in the container cannot
         // open /proc/<pid>/exe of berth and reach the host binary (the
         // CVE-2019-5736 class).
+        try ProcessSetup.applyOOMScoreAdjustment(process)
         _ = berth_prctl(BERTH_PR_SET_DUMPABLE, 0, 0, 0, 0)
         for (name, flag, fd) in toJoin where name == "user" || name == "pid" {
             if berth_setns(fd.rawValue, flag) != 0 {

@@ -119,6 +119,7 @@ public enum Launcher {
         // The container's cgroup, which /sys/fs/cgroup in it shows (see RootFilesystem).
         let needsCgroupMount = bundle.spec.mounts?.contains { $0.type == "cgroup" || $0.type == "cgroup2" } ?? false
         let cgroupDirectory = needsCgroupMount ? Cgroups.ownV2Directory : nil
+        try ProcessSetup.applyOOMScoreAdjustment(spec.process)
         let pid = berth_clone(bundle.cloneFlags)
         if pid == 0 {
             parentEnd.close()

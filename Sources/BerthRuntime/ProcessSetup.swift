@@ -26,9 +26,6 @@ struct ProcessSetup {
             try openTerminal(bindConsole: bindConsole)
         }
         try Rlimits.apply(rlimits)
-        if let adjust = process.oomScoreAdj {
-            try ProcFS.write("\(getpid())/oom_score_adj", String(adjust))
-        }
         if process.noNewPrivileges != true {
             // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN:
             // load it while berth still has it, before the uid changes.
@@ -50,6 +47,21 @@ struct ProcessSetup {
             }
         }
         return Prepared(path: path, arguments: arguments, environment: environment)
+    }
+
+    /// process.oomScoreAdj, set on berth itself before it forks: the child
+    /// inherits it, and its own /proc entry is closed to it once it is not
+    /// dumpable. Raising it needs no privilege; lowering it does.
+    static func applyOOMScoreAdjustment(_ process: BerthOCI.Process?) throws(RuntimeError) {
+        guard let adjust = process?.oomScoreAdj else { return }
+        guard (-1000...1000).contains(adjust) else {
+            throw RuntimeError(.invalidArgument, "process.oomScoreAdj \(adjust) is outside -1000...1000")
+        }
+        do {
+            try Files.write("/proc/self/oom_score_adj", String(adjust), flags: O_WRONLY)
+        } catch {
+            throw RuntimeError(.permissionDenied, "set process.oomScoreAdj \(adjust): \(error) (lowering it needs CAP_SYS_RESOURCE)")
+        }
     }
 
     /// Loads the filter now if it waits for no_new_privs (the last step

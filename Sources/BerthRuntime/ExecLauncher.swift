@@ -59,7 +59,17 @@ public enum ExecLauncher {
         defer { for entry in toJoin { entry.2.close() } }
         for (name, flag) in namespaceTypes {
             let theirs = "/proc/\(pid)/ns/\(name)"
-            guard let target = Files.readLink(theirs), target != Files.readLink("/proc/self/ns/\(name)") else { continue }
+            guard let target = Files.readLink(theirs) else {
+                if !Files.exists("/proc/self/ns/\(name)") { continue } // a namespace type this kernel lacks
+                if status == .created && RuntimePaths.isRootless {
+                    // The waiting init is not dumpable (it must not expose berth's
+                    // binary to the container), so an unprivileged caller cannot
+                    // reach its namespaces until it has exec'd its process.
+                    throw RuntimeError(.invalidState, "cannot exec in container \"\(options.id)\": it is created, not started, and rootless berth can join it only once it runs (berth start \(options.id))")
+                }
+                throw RuntimeError.system("read \(theirs)", Errno.current)
+            }
+            guard target != Files.readLink("/proc/self/ns/\(name)") else { continue }
             let fd = try step("open \(theirs)") { () throws(Errno) in try FileDescriptor.open(theirs, O_RDONLY) }
             toJoin.append((name, flag, fd))
         }

@@ -27,9 +27,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "BerthOSTests", dependencies: ["BerthOS"]),
+        // Fixtures shared by the test targets (temporary directories).
+        .target(name: "BerthTestSupport", dependencies: ["BerthOS"], path: "Tests/BerthTestSupport"),
+        .testTarget(name: "BerthOSTests", dependencies: ["BerthOS", "BerthTestSupport"]),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
-        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOCI", "BerthOS"]),
+        .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOCI", "BerthOS", "BerthTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -393,3 +393,47 @@ start_console_receiver() {
 	wait_until 10 test -S "$1" ||
 		fail "console receiver did not start: $(cat "$BATS_TEST_TMPDIR/.console-receiver.log")"
 }
+
+# ------------------------------------------------------------ teardown sweeps
+
+# Force-delete every container in this test's --root and make sure their
+# processes went with them.
+berth_sweep_containers() {
+	local rc=0 id pid st root ids=() listed
+	[[ -d "$STATE" ]] || return 0
+	if listed=$(b list -q 2>"$BATS_TEST_TMPDIR/.sweep.err"); then
+		ids+=($listed)
+	fi
+	for id in "$STATE"/*; do
+		[[ -d "$id" ]] && ids+=("${id##*/}")
+	done
+	for id in $(printf '%s\n' "${ids[@]}" | sort -u); do
+		pid=$(state_field "$id" .pid 2>&1) || pid=
+		st=$(state_field "$id" .status 2>&1) || st=
+		if ! b delete --force "$id" >"$BATS_TEST_TMPDIR/.sweep.log" 2>&1; then
+			echo "teardown: delete --force $id failed: $(cat "$BATS_TEST_TMPDIR/.sweep.log")" >&2
+			rc=1
+		fi
+		[[ $pid =~ ^[1-9][0-9]*$ && $st != stopped ]] || continue
+		if ! wait_until 10 pid_dead "$pid" >"$BATS_TEST_TMPDIR/.sweep.log" 2>&1; then
+			echo "teardown: process $pid of container $id survived delete --force" >&2
+			rc=1
+			root=$(readlink "/proc/$pid/root" 2>&1) || root=
+			[[ $root == "$BATS_TEST_TMPDIR"/* ]] && kill -KILL "$pid"
+		fi
+	done
+	return $rc
+}
+
+# A runtime must never leave mounts behind in the host's mount namespace.
+berth_sweep_mounts() {
+	local left mp
+	left=$(mounts_under "$BATS_TEST_TMPDIR")
+	[[ -z $left ]] && return 0
+	echo "teardown: mounts left behind under $BATS_TEST_TMPDIR:" >&2
+	echo "$left" >&2
+	if [[ $BERTH_AS == root ]]; then
+		sort -r <<<"$left" | while read -r mp; do umount -l "$mp" || true; done
+	fi
+	return 1
+}

@@ -32,41 +32,14 @@ setup() {
 
 teardown() {
 	local rc=0
-	sec_sweep_containers || rc=1
+	berth_sweep_containers || rc=1
 	berth_teardown || rc=1
-	sec_sweep_mounts || rc=1
+	berth_sweep_mounts || rc=1
 	return $rc
 }
 
 # ------------------------------------------------------------------ helpers
 # (prefixed sec_ so they never clash with helpers.bash)
-
-# Force-delete every container under this test's --root.
-sec_sweep_containers() {
-	local rc=0 id
-	[[ -d "$STATE" ]] || return 0
-	for id in "$STATE"/*; do
-		[[ -d "$id" ]] || continue
-		id=${id##*/}
-		if ! b delete --force "$id" >"$BATS_TEST_TMPDIR/.sweep.log" 2>&1; then
-			echo "teardown: delete --force $id failed: $(cat "$BATS_TEST_TMPDIR/.sweep.log")" >&2
-			rc=1
-		fi
-	done
-	return $rc
-}
-
-sec_sweep_mounts() {
-	local left mp
-	left=$(mounts_under "$BATS_TEST_TMPDIR")
-	[[ -z $left ]] && return 0
-	echo "teardown: mounts left behind under $BATS_TEST_TMPDIR:" >&2
-	echo "$left" >&2
-	if [[ $BERTH_AS == root ]]; then
-		sort -r <<<"$left" | while read -r mp; do umount -l "$mp" || true; done
-	fi
-	return 1
-}
 
 # sec_snapshot DIR — every entry under DIR (type, mode, owner, size, link
 # target) and the sha256 of every file, for before/after comparisons.

@@ -4,17 +4,19 @@ import Glibc
 import BerthOS
 
 /// A fresh directory under /tmp for one test, removed by `remove()`.
-struct TemporaryDirectory {
-    let path: String
+/// Every test (and every argument of a parameterised test) makes its own,
+/// so tests can run in parallel.
+public struct TemporaryDirectory: Sendable {
+    public let path: String
 
-    init(_ label: String = "runtime") {
+    public init(_ label: String = "test") {
         var template = Array("/tmp/berth-test-\(label)-XXXXXX".utf8CString)
         let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
         precondition(made != nil, "mkdtemp failed: \(Errno.current)")
         path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
-    func remove() { Files.removeTree(path) }
+    public func remove() { Files.removeTree(path) }
 
-    func subpath(_ relative: String) -> String { relative.isEmpty ? path : path + "/" + relative }
+    public func subpath(_ relative: String) -> String { relative.isEmpty ? path : path + "/" + relative }
 }

@@ -2,24 +2,7 @@
 import Glibc
 #endif
 import BerthOS
-
-/// A fresh directory under /tmp for one test, removed by `remove()`.
-/// Every test (and every argument of a parameterised test) makes its own,
-/// so tests can run in parallel.
-struct TemporaryDirectory {
-    let path: String
-
-    init(_ label: String = "os") {
-        var template = Array("/tmp/berth-test-\(label)-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed: \(Errno.current)")
-        path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-    }
-
-    func remove() { Files.removeTree(path) }
-
-    func subpath(_ relative: String) -> String { relative.isEmpty ? path : path + "/" + relative }
-}
+@_exported import BerthTestSupport
 
 /// Creates a directory, failing the test loudly if it cannot.
 func makeDirectory(_ path: String) {

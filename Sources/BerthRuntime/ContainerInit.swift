@@ -29,10 +29,6 @@ struct ContainerInit {
         _exit(1)
     }
 
-    func warn(_ message: String) {
-        try? FileDescriptor.standardError.writeAll("berth: warning: \(message)\n")
-    }
-
     private func waitFor(_ expected: String) throws(RuntimeError) -> String {
         guard let message = try? channel.receive() else {
             throw RuntimeError(.failed, "lost contact with berth while waiting for \(expected)")

@@ -42,7 +42,7 @@ public enum ExecLauncher {
         if process.terminal == true && options.detach && options.consoleSocket == nil {
             throw RuntimeError(.invalidArgument, "exec --tty --detach needs --console-socket")
         }
-        let rlimits = Rlimits.clamped(process.rlimits ?? [], warn: Operations.warn)
+        let rlimits = Rlimits.clamped(process.rlimits ?? [], warn: warn)
         // The container's filter applies to every process in it.
         let seccomp = try spec?.linux?.seccomp.map { (profile) throws(RuntimeError) in
             try SeccompCompiler.compile(profile, cacheDirectory: paths.seccompCache)
@@ -103,7 +103,7 @@ public enum ExecLauncher {
                         throw RuntimeError.system("join the container's \(name) namespace", Errno.current)
                     }
                 }
-                let setup = ProcessSetup(process: process, rlimits: rlimits, channel: childChannel, seccomp: seccomp, warn: Operations.warn)
+                let setup = ProcessSetup(process: process, rlimits: rlimits, channel: childChannel, seccomp: seccomp, warn: warn)
                 let prepared = try setup.prepare(bindConsole: false)
                 try setup.finishSeccomp()
                 ProcessSetup.closeInheritedDescriptors(preserving: options.preserveFDs)

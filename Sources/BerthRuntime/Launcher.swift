@@ -29,10 +29,6 @@ public struct LaunchOptions: Sendable {
 /// record the container. On any failure it kills the child and removes
 /// what it made, so bad input leaves nothing behind.
 public enum Launcher {
-    static func warn(_ message: String) {
-        try? FileDescriptor.standardError.writeAll("berth: warning: \(message)\n")
-    }
-
     /// `create` and `run`. Returns the exit code for the command.
     public static func launch(_ options: LaunchOptions, paths: RuntimePaths) throws(RuntimeError) -> Int32 {
         try RuntimePaths.validate(id: options.id)

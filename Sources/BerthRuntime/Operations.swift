@@ -8,10 +8,6 @@ import FoundationEssentials
 
 /// The runc-compatible commands that act on an existing container.
 public enum Operations {
-    static func warn(_ message: String) {
-        try? FileDescriptor.standardError.writeAll("berth: warning: \(message)\n")
-    }
-
     static func open(_ id: String, paths: RuntimePaths) throws(RuntimeError) -> (ContainerDirectory, ContainerRecord) {
         try RuntimePaths.validate(id: id)
         let directory = ContainerDirectory(paths: paths, id: id)

@@ -34,3 +34,8 @@ public struct RuntimeError: Error, CustomStringConvertible, Sendable {
 func step<T>(_ stage: @autoclosure () -> String, _ body: () throws(Errno) -> T) throws(RuntimeError) -> T {
     do { return try body() } catch { throw RuntimeError.system(stage(), error) }
 }
+
+/// A warning: one line on stderr, and the launch goes on.
+func warn(_ message: String) {
+    try? FileDescriptor.standardError.writeAll("berth: warning: \(message)\n")
+}

@@ -39,6 +39,9 @@ public enum ExecLauncher {
         }
         let spec = directory.loadSpec()
         let process = try makeProcess(options, base: spec?.process)
+        let containerHasUserNamespace = spec?.linux?.namespaces?.contains { $0.type == "user" } ?? false
+        try SealedExecutable.reexecuteIfNeeded(SealedExecutable.containerCanPtraceHost(
+            capabilities: spec?.process?.capabilities, extra: options.capabilities, ownUserNamespace: containerHasUserNamespace))
         if process.terminal == true && options.detach && options.consoleSocket == nil {
             throw RuntimeError(.invalidArgument, "exec --tty --detach needs --console-socket")
         }

@@ -41,6 +41,8 @@ public enum Launcher {
         if !terminal && options.consoleSocket != nil {
             throw RuntimeError(.invalidArgument, "--console-socket given but process.terminal is false in config.json")
         }
+        try SealedExecutable.reexecuteIfNeeded(SealedExecutable.containerCanPtraceHost(
+            capabilities: spec.process?.capabilities, ownUserNamespace: bundle.hasNewNamespace("user") || bundle.namespacePath("user") != nil))
         let rlimits = Rlimits.clamped(spec.process?.rlimits ?? [], warn: warn)
         let seccomp = try spec.linux?.seccomp.map { (profile) throws(RuntimeError) in
             try SeccompCompiler.compile(profile, cacheDirectory: paths.seccompCache)

@@ -31,6 +31,7 @@
 // prctl options (<linux/prctl.h> clashes with <sys/prctl.h> in Swift's view).
 #define BERTH_PR_SET_PDEATHSIG 1
 #define BERTH_PR_SET_DUMPABLE 4
+#define BERTH_PR_SET_NAME 15
 #define BERTH_PR_SET_KEEPCAPS 8
 #define BERTH_PR_CAPBSET_DROP 24
 #define BERTH_PR_SET_NO_NEW_PRIVS 38
@@ -121,6 +122,14 @@ int berth_seccomp_load(const void *filter, unsigned short count, unsigned int fl
 
 /// memfd_create(2) with MFD_CLOEXEC (_GNU_SOURCE-only).
 int berth_memfd_create(const char *name);
+
+/// A copy of this process's executable in a sealed memfd (no write, grow,
+/// shrink or further sealing), or -1. For re-executing from an image a
+/// container cannot modify.
+int berth_sealed_self_copy(void);
+
+/// execveat(fd, "", argv, envp, AT_EMPTY_PATH): exec a file descriptor.
+int berth_execute_fd(int fd, char *const argv[], char *const envp[]);
 
 /// statfs(2) f_type of a descriptor (PROC_SUPER_MAGIC checks).
 long berth_fstatfs_type(int fd);

@@ -130,6 +130,10 @@ enum SeccompCompiler {
         defer { seccomp_release(context) }
         // berth sets no_new_privs itself, as process.noNewPrivileges says.
         _ = seccomp_attr_set(context, SCMP_FLTATR_CTL_NNP, 0)
+        // A binary tree over system call numbers instead of a linear list:
+        // a shorter path per call, and less for the kernel to check when it
+        // precomputes the filter's per-syscall cache at load time.
+        _ = seccomp_attr_set(context, SCMP_FLTATR_CTL_OPTIMIZE, 2)
         for name in profile.architectures ?? [] {
             let result = seccomp_arch_add(context, try architecture(name))
             if result != 0 && result != -EEXIST {
@@ -185,7 +189,7 @@ struct SeccompCache {
 
     init(directory: String, profile: LinuxSeccomp) {
         self.directory = directory
-        self.key = Array("berth-seccomp-2 \(SeccompCompiler.machine) libseccomp-\(SeccompCompiler.libraryVersion)\n".utf8)
+        self.key = Array("berth-seccomp-3 \(SeccompCompiler.machine) libseccomp-\(SeccompCompiler.libraryVersion)\n".utf8)
             + Self.canonical(profile)
     }
 

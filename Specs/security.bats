@@ -204,9 +204,14 @@ SH
 	sec_assert_private_berth_intact
 }
 
-@test "[exe-exec] CVE-2019-5736: the child of berth exec, held before execve by a fifo at /etc/passwd, cannot be opened through /proc/PID/exe" {
+# sec_exec_attack [JQ-FILTER] — a container whose process is the attacker
+# in "hold" mode (optionally with its config changed by JQ-FILTER), then a
+# `berth exec` that the attacker holds before its execve. Leaves the attack
+# log in $ATTACK_LOG.
+sec_exec_attack() {
 	sec_private_berth
 	make_bundle "$B" sh -c 'sh /attack.sh hold; exec sleep 1000'
+	[[ -z ${1:-} ]] || cfg "$B" "$1"
 	sec_put "$B/rootfs/attack.sh" 755 <<<"$SEC_EXE_ATTACKER"
 	ID=$(unique_id)
 	BERTH=$BCOPY b run -d --bundle "$B" "$ID" >"$LOG" 2>&1 || fail "run -d failed: $(cat "$LOG")"
@@ -218,35 +223,26 @@ SH
 	wait_until 40 file_has "$B/rootfs/attack.log" "done" || fail "attacker never finished: $(cat "$B/rootfs/attack.log")"
 	[[ $status == 0 ]] || fail "exec failed with status $status: $stderr
 attack log: $(cat "$B/rootfs/attack.log")"
-	local log
-	log=$(cat "$B/rootfs/attack.log")
-	assert_contains "$log" "seen " "attack log (the attacker must see the berth exec child)"
-	assert_not_contains "$log" GOT-EXE "attack log"
-	assert_not_contains "$log" GOT-ROOT "attack log"
-	assert_not_contains "$log" GOT-FD "attack log"
-	assert_not_contains "$log" OVERWROTE "attack log"
+	ATTACK_LOG=$(cat "$B/rootfs/attack.log")
+}
+
+@test "[exe-exec] CVE-2019-5736: the child of berth exec, held before execve by a fifo at /etc/passwd, cannot be opened through /proc/PID/exe" {
+	sec_exec_attack
+	assert_contains "$ATTACK_LOG" "seen " "attack log (the attacker must see the berth exec child)"
+	assert_not_contains "$ATTACK_LOG" GOT-EXE "attack log"
+	assert_not_contains "$ATTACK_LOG" GOT-ROOT "attack log"
+	assert_not_contains "$ATTACK_LOG" GOT-FD "attack log"
+	assert_not_contains "$ATTACK_LOG" OVERWROTE "attack log"
 	sec_assert_private_berth_intact
 }
 
 @test "[exe-ptrace] CVE-2019-5736: with CAP_SYS_PTRACE granted, berth exec runs from a sealed copy the container cannot overwrite" {
 	[[ $BERTH_AS == root ]] || skip "rootless containers have a user namespace of their own, in which CAP_SYS_PTRACE cannot reach berth"
-	sec_private_berth
-	make_bundle "$B" sh -c 'sh /attack.sh hold; exec sleep 1000'
-	cfg "$B" '.process.capabilities |= with_entries(.value += ["CAP_SYS_PTRACE"])'
-	sec_put "$B/rootfs/attack.sh" 755 <<<"$SEC_EXE_ATTACKER"
-	ID=$(unique_id)
-	BERTH=$BCOPY b run -d --bundle "$B" "$ID" >"$LOG" 2>&1 || fail "run -d failed: $(cat "$LOG")"
-	wait_until 30 file_has "$B/rootfs/attack.log" ready || fail "attacker not ready: $(cat "$B/rootfs/attack.log")"
-	BERTH=$BCOPY run --separate-stderr b exec "$ID" true
-	wait_until 40 file_has "$B/rootfs/attack.log" "done" || fail "attacker never finished: $(cat "$B/rootfs/attack.log")"
-	[[ $status == 0 ]] || fail "exec failed with status $status: $stderr
-attack log: $(cat "$B/rootfs/attack.log")"
-	local log
-	log=$(cat "$B/rootfs/attack.log")
+	sec_exec_attack '.process.capabilities |= with_entries(.value += ["CAP_SYS_PTRACE"])'
 	# With CAP_SYS_PTRACE the attacker does get a handle on the exe (not
 	# dumpable no longer stops it): what it holds must be the sealed copy.
-	assert_contains "$log" "GOT-EXE" "attack log (the attacker must get an exe handle for this test to mean anything)"
-	assert_not_contains "$log" OVERWROTE "attack log"
+	assert_contains "$ATTACK_LOG" "GOT-EXE" "attack log (the attacker must get an exe handle for this test to mean anything)"
+	assert_not_contains "$ATTACK_LOG" OVERWROTE "attack log"
 	sec_assert_private_berth_intact
 }
 

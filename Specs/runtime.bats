@@ -1014,3 +1014,12 @@ for fd in fds: os.close(fd)   # no supervisor: notified calls now fail with ENOS
 		mv "$B/config.orig" "$B/config.json"
 	done
 }
+
+@test "bad input: exec whose console socket cannot be reached fails and leaves no process behind" {
+	start_ctr
+	run --separate-stderr b exec -t --console-socket "$BATS_TEST_TMPDIR/no-such.sock" "$ID" sleep 300
+	assert_fails_with "console socket"
+	run --separate-stderr b ps -f json "$ID"
+	assert_status 0
+	assert_eq "$output" "[$PID]" "processes in the container after the failed exec"
+}

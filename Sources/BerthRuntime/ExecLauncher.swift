@@ -80,11 +80,11 @@ public enum ExecLauncher {
         guard processStartTime(pid) == record.startTime else {
             throw RuntimeError(.invalidState, "cannot exec in container \"\(options.id)\": it is stopped")
         }
+        try ProcessSetup.applyOOMScoreAdjustment(process)
         // Not dumpable before anything joins the container (the child
         // inherits it; execve resets it): processes in the container cannot
         // open /proc/<pid>/exe of berth and reach the host binary (the
         // CVE-2019-5736 class).
-        try ProcessSetup.applyOOMScoreAdjustment(process)
         _ = berth_prctl(BERTH_PR_SET_DUMPABLE, 0, 0, 0, 0)
         for (name, flag, fd) in toJoin where name == "user" || name == "pid" {
             if berth_setns(fd.rawValue, flag) != 0 {
@@ -124,27 +124,35 @@ public enum ExecLauncher {
 
         var master: FileDescriptor? = nil
         defer { master?.close() }
-        while let message = try? channel.receive() {
-            if message.text.hasPrefix("pty:"), let fd = message.fd {
-                if let socket = options.consoleSocket {
+        do throws(RuntimeError) {
+            while let message = try? channel.receive() {
+                if message.text.hasPrefix("pty:"), let fd = message.fd {
+                    if let socket = options.consoleSocket {
+                        defer { fd.close() }
+                        try Launcher.sendToConsoleSocket(fd, path: socket, name: String(message.text.dropFirst(4)))
+                    } else {
+                        master = fd
+                    }
+                } else if message.text == "seccomp", let fd = message.fd {
                     defer { fd.close() }
-                    try Launcher.sendToConsoleSocket(fd, path: socket, name: String(message.text.dropFirst(4)))
-                } else {
-                    master = fd
+                    var state = record.state(in: directory)
+                    state.pid = child
+                    try Launcher.sendToSeccompListener(fd, seccomp: seccomp, state: state)
+                } else if message.text.hasPrefix("error:") {
+                    // Reaped below: until then its pid cannot be reused.
+                    throw RuntimeError(.failed, String(message.text.dropFirst(6)))
                 }
-            } else if message.text == "seccomp", let fd = message.fd {
-                defer { fd.close() }
-                var state = record.state(in: directory)
-                state.pid = child
-                try Launcher.sendToSeccompListener(fd, seccomp: seccomp, state: state)
-            } else if message.text.hasPrefix("error:") {
-                _ = try? waitForProcess(child)
-                throw RuntimeError(.failed, String(message.text.dropFirst(6)))
             }
-        }
-        if let pidFile = options.pidFile {
-            let file = Files.absolute(pidFile)
-            try step("write pid file \(file)") { () throws(Errno) in try Files.writeAtomically(file, Array(String(child).utf8)) }
+            if let pidFile = options.pidFile {
+                let file = Files.absolute(pidFile)
+                try step("write pid file \(file)") { () throws(Errno) in try Files.writeAtomically(file, Array(String(child).utf8)) }
+            }
+        } catch {
+            // Whatever failed after the fork, the exec'd process must not
+            // outlive the error: kill it, so nothing is left behind.
+            _ = Glibc.kill(child, SIGKILL)
+            _ = try? waitForProcess(child)
+            throw error
         }
         if options.detach { return 0 }
         // What the launch parsed and compiled is garbage now: give the heap

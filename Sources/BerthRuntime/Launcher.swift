@@ -86,6 +86,8 @@ public enum Launcher {
         }
         defer { execFifo?.close() }
 
+        // Set on berth itself, before any namespace is joined; the child inherits it.
+        try ProcessSetup.applyOOMScoreAdjustment(spec.process)
         let foreground = options.mode == .runForeground
         if foreground { _ = berth_block_all_signals(nil) }
 
@@ -117,7 +119,6 @@ public enum Launcher {
         // The container's cgroup, which /sys/fs/cgroup in it shows (see RootFilesystem).
         let needsCgroupMount = bundle.spec.mounts?.contains { $0.type == "cgroup" || $0.type == "cgroup2" } ?? false
         let cgroupDirectory = needsCgroupMount ? Cgroups.ownV2Directory : nil
-        try ProcessSetup.applyOOMScoreAdjustment(spec.process)
         let pid = berth_clone(bundle.cloneFlags)
         if pid == 0 {
             parentEnd.close()
@@ -153,7 +154,9 @@ public enum Launcher {
         // Follow the child until it is ready to exec.
         while true {
             guard let message = try? channel.receive() else {
-                throw RuntimeError(.failed, "container init exited before it was ready: \(reapDescription(pid))")
+                let description = reapDescription(pid)
+                child = 0 // reaped: the cleanup must not signal a pid that may be reused
+                throw RuntimeError(.failed, "container init exited before it was ready: \(description)")
             }
             if message.text == "ready" { break }
             if message.text == "hooks" {
@@ -172,6 +175,7 @@ public enum Launcher {
                 try sendToSeccompListener(fd, seccomp: seccomp, state: state)
             } else if message.text.hasPrefix("error:") {
                 _ = try? waitForProcess(pid)
+                child = 0 // reaped: the cleanup must not signal a pid that may be reused
                 throw RuntimeError(.failed, String(message.text.dropFirst(6)))
             }
         }
@@ -188,6 +192,7 @@ public enum Launcher {
         try step("start the container's process") { () throws(Errno) in try channel.send("start") }
         if let message = try? channel.receive(), message.text.hasPrefix("error:") {
             _ = try? waitForProcess(pid)
+            child = 0 // reaped: the cleanup must not signal a pid that may be reused
             throw RuntimeError(.failed, String(message.text.dropFirst(6)))
         }
         state = record.state(in: directory)

@@ -26,8 +26,16 @@ public enum Operations {
         guard status == .created else {
             throw RuntimeError(.invalidState, "cannot start container \"\(id)\": it is \(status.rawValue), not created")
         }
-        let fifo = try step("open exec fifo of \(id)") { () throws(Errno) in try FileDescriptor.open(directory.fifoPath, O_RDONLY) }
-        let bytes = (try? fifo.readAll(limit: 16)) ?? []
+        // Non-blocking open, then wait for the init's byte or its death: a
+        // blocking open would hang forever if the init died just now.
+        let fifo = try step("open exec fifo of \(id)") { () throws(Errno) in try FileDescriptor.open(directory.fifoPath, O_RDONLY | O_NONBLOCK) }
+        let pidfd = berth_pidfd_open(record.pid)
+        var fds = [pollfd(fd: fifo.rawValue, events: Int16(POLLIN), revents: 0)]
+        if pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+        while poll(&fds, nfds_t(fds.count), -1) < 0 && Errno.current == .interrupted {}
+        var byte: UInt8 = 0
+        let bytes = fds[0].revents & Int16(POLLIN) != 0 && Glibc.read(fifo.rawValue, &byte, 1) == 1 ? [byte] : []
+        if pidfd >= 0 { Glibc.close(pidfd) }
         fifo.close()
         _ = unlink(directory.fifoPath)
         guard !bytes.isEmpty else {

@@ -10,6 +10,9 @@ public struct State: Codable, Equatable, Sendable {
     public var created: String?
     public var owner: String?
     public var annotations: [String: String]?
+    /// berth's addition: true once the kernel's OOM killer has killed a
+    /// process of the container (memory.events oom_kill); absent otherwise.
+    public var oomKilled: Bool?
 
     public enum Status: String, Codable, Sendable {
         case creating, created, running, stopped, paused

@@ -32,6 +32,7 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
     public static let notDirectory = Errno(ENOTDIR)
     public static let tooManyLinks = Errno(ELOOP)
     public static let crossDevice = Errno(EXDEV)
+    public static let busy = Errno(EBUSY)
 }
 
 /// Calls `body` until it does not fail with EINTR; a -1 result becomes the

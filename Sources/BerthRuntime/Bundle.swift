@@ -124,9 +124,6 @@ struct LoadedBundle: Sendable {
         if let intelRdt = spec.linux?.intelRdt, !intelRdt.isEmpty {
             throw RuntimeError(.unsupported, "linux.intelRdt is not supported by berth (no resctrl support)")
         }
-        if let resources = spec.linux?.resources, !Cgroups.onlyDefaults(resources) {
-            try Cgroups.checkLimitsSupported(resources)
-        }
         for mount in spec.mounts ?? [] {
             guard mount.destination.hasPrefix("/") else {
                 throw RuntimeError(.invalidArgument, "mount destination \"\(mount.destination)\" must be absolute")

@@ -21,6 +21,10 @@ struct ContainerRecord: Codable, Sendable {
     /// processes" are the processes of that namespace).
     var ownPidNamespace: Bool
     var hasTerminal: Bool?
+    /// The container's cgroup v2 directory (host path), nil without one.
+    var cgroup: String? = nil
+    /// Parents of it that berth created, removed with it when empty.
+    var cgroupParents: [String]? = nil
 }
 
 /// The on-disk state directory of one container.
@@ -84,14 +88,17 @@ extension ContainerRecord {
     func status(in directory: ContainerDirectory) -> State.Status {
         guard pid > 0, processStartTime(pid) == startTime, processState(pid) != "Z" else { return .stopped }
         if Files.exists(directory.fifoPath) { return .created }
+        if let cgroup { return Cgroups.isFrozen(cgroup) ? .paused : .running }
         if processState(pid) == "T" { return .paused }
         return .running
     }
 
     func state(in directory: ContainerDirectory) -> State {
         let status = status(in: directory)
-        return State(id: id, status: status, pid: status == .stopped ? 0 : pid, bundle: bundle, rootfs: rootfs,
-                     created: created, owner: owner, annotations: annotations)
+        var state = State(id: id, status: status, pid: status == .stopped ? 0 : pid, bundle: bundle, rootfs: rootfs,
+                          created: created, owner: owner, annotations: annotations)
+        if let cgroup, CgroupStatsReader.oomKills(directory: cgroup) > 0 { state.oomKilled = true }
+        return state
     }
 }
 

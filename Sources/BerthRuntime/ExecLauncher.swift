@@ -96,7 +96,11 @@ public enum ExecLauncher {
         let (parentEnd, childEnd) = try step("create sync socket") { () throws(Errno) in try makeSocketPair() }
         let channel = SyncChannel(parentEnd)
         defer { channel.close() }
-        let child = berth_clone(0)
+        // Into the container's cgroup from the start, so its limits hold for
+        // the new process too.
+        let cgroupFD = record.cgroup.flatMap { try? FileDescriptor.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { cgroupFD?.close() }
+        let child = cgroupFD.map { berth_clone_into_cgroup(0, $0.rawValue) } ?? berth_clone(0)
         if child == 0 {
             parentEnd.close()
             let childChannel = SyncChannel(childEnd)

@@ -16,6 +16,9 @@ public struct LaunchOptions: Sendable {
     public var noPivot = false
     public var preserveFDs = 0
     public var mode: Mode
+    public var cgroupMode = CgroupMode.enabled
+    /// runc's --systemd-cgroup: linux.cgroupsPath is `slice:prefix:name`.
+    public var systemdCgroup = false
 
     public init(id: String, bundle: String?, mode: Mode) {
         self.id = id
@@ -47,13 +50,18 @@ public enum Launcher {
         let seccomp = try spec.linux?.seccomp.map { (profile) throws(RuntimeError) in
             try SeccompCompiler.compile(profile, cacheDirectory: paths.seccompCache)
         }
+        // Decided before anything exists: a limit this host cannot apply fails here.
+        let cgroupPlan = try Cgroups.plan(id: options.id, linux: spec.linux, mode: options.cgroupMode,
+                                          systemdPath: options.systemdCgroup, rootless: RuntimePaths.isRootless)
         let directory = ContainerDirectory(paths: paths, id: options.id)
         try directory.create(stateRoot: paths.stateRoot)
 
         var child: pid_t = 0
+        var cgroup: CgroupHandle? = nil
         var launched = false
         do {
-            let result = try launchCreated(options, bundle: bundle, rlimits: rlimits, seccomp: seccomp, directory: directory, child: &child)
+            let result = try launchCreated(options, bundle: bundle, rlimits: rlimits, seccomp: seccomp, directory: directory,
+                                           cgroupPlan: cgroupPlan, cgroup: &cgroup, child: &child)
             launched = true
             return result
         } catch {
@@ -62,6 +70,7 @@ public enum Launcher {
                     _ = Glibc.kill(child, SIGKILL)
                     _ = try? waitForProcess(child)
                 }
+                cgroup?.remove()
                 directory.remove()
             }
             throw error
@@ -69,7 +78,8 @@ public enum Launcher {
     }
 
     private static func launchCreated(_ options: LaunchOptions, bundle: LoadedBundle, rlimits: [POSIXRlimit], seccomp: CompiledSeccomp?,
-                                      directory: ContainerDirectory, child: inout pid_t) throws(RuntimeError) -> Int32 {
+                                      directory: ContainerDirectory, cgroupPlan: CgroupPlan, cgroup: inout CgroupHandle?,
+                                      child: inout pid_t) throws(RuntimeError) -> Int32 {
         let spec = bundle.spec
         try step("write \(directory.configPath)") { () throws(Errno) in try Files.writeAtomically(directory.configPath, bundle.configBytes, mode: 0o600) }
 
@@ -116,10 +126,11 @@ public enum Launcher {
                 throw RuntimeError.system("join pid namespace \(pidPath)", Errno.current)
             }
         }
+        cgroup = try cgroupPlan.create()
         // The container's cgroup, which /sys/fs/cgroup in it shows (see RootFilesystem).
         let needsCgroupMount = bundle.spec.mounts?.contains { $0.type == "cgroup" || $0.type == "cgroup2" } ?? false
-        let cgroupDirectory = needsCgroupMount ? Cgroups.ownV2Directory : nil
-        let pid = berth_clone(bundle.cloneFlags)
+        let cgroupDirectory = needsCgroupMount ? (cgroup?.directory ?? Cgroups.ownV2Directory) : nil
+        let pid = cgroup.map { berth_clone_into_cgroup(bundle.cloneFlags, $0.fd.rawValue) } ?? berth_clone(bundle.cloneFlags)
         if pid == 0 {
             parentEnd.close()
             ContainerInit(bundle: bundle, channel: SyncChannel(childEnd), execFifo: execFifo, rlimits: rlimits,
@@ -128,11 +139,17 @@ public enum Launcher {
         }
         let cloneError = Errno.current
         childEnd.close()
+        cgroup?.fd.close()
         if let ownPidNamespace {
             _ = berth_setns(ownPidNamespace.rawValue, BERTH_CLONE_NEWPID)
             ownPidNamespace.close()
         }
-        if pid < 0 { throw RuntimeError.system("clone into new namespaces", cloneError) }
+        if pid < 0 {
+            if cgroup != nil && cloneError == .notSupported {
+                throw RuntimeError(.unsupported, "clone3 with CLONE_INTO_CGROUP needs Linux 5.7 or later (or run with --cgroups=disabled)")
+            }
+            throw RuntimeError.system(cgroup.map { "clone into new namespaces and cgroup \($0.directory)" } ?? "clone into new namespaces", cloneError)
+        }
         child = pid
 
         if bundle.hasNewNamespace("user") {
@@ -142,7 +159,8 @@ public enum Launcher {
         var record = ContainerRecord(
             id: options.id, pid: pid, startTime: processStartTime(pid) ?? 0, bundle: bundle.path, rootfs: bundle.rootfs,
             created: created, owner: userName(geteuid()), annotations: spec.annotations,
-            ownPidNamespace: bundle.hasNewNamespace("pid"), hasTerminal: spec.process?.terminal
+            ownPidNamespace: bundle.hasNewNamespace("pid"), hasTerminal: spec.process?.terminal,
+            cgroup: cgroup?.directory, cgroupParents: cgroup.map { $0.createdParents }
         )
         var state = record.state(in: directory)
         state.status = .creating
@@ -203,6 +221,9 @@ public enum Launcher {
         // back before waiting, since this process lives as long as the container.
         _ = berth_malloc_trim()
         let status = Supervisor(pid: pid, master: master).wait()
+        if let group = record.cgroup, CgroupStatsReader.oomKills(directory: group) > 0 {
+            warn("container \"\(options.id)\": the kernel's OOM killer killed a process (memory.max \(Cgroups.words(group + "/memory.max").first ?? "?"))")
+        }
         Operations.destroy(directory: directory, record: record, warn: warn)
         return status.shellCode
     }

@@ -54,6 +54,11 @@ public enum Operations {
             // containerd and podman look for "container not running".
             throw RuntimeError(.invalidState, "cannot kill \"\(id)\": container not running")
         }
+        if all, let cgroup = record.cgroup {
+            // Every process of the group, at once for SIGKILL (cgroup.kill).
+            Cgroups.signal(cgroup, signal)
+            return
+        }
         if all {
             for pid in processes(of: record) where pid != record.pid { _ = Glibc.kill(pid, signal) }
         }
@@ -91,7 +96,11 @@ public enum Operations {
     static func destroy(directory: ContainerDirectory, record: ContainerRecord, warn: (String) -> Void) {
         if record.status(in: directory) != .stopped {
             let pidfd = berth_pidfd_open(record.pid)
-            for pid in processes(of: record) where pid != record.pid { _ = Glibc.kill(pid, SIGKILL) }
+            if let cgroup = record.cgroup {
+                Cgroups.signal(cgroup, SIGKILL)
+            } else {
+                for pid in processes(of: record) where pid != record.pid { _ = Glibc.kill(pid, SIGKILL) }
+            }
             _ = Glibc.kill(record.pid, SIGKILL)
             if pidfd >= 0 {
                 var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
@@ -106,12 +115,15 @@ public enum Operations {
             state.status = .stopped
             try? HookRunner.run(.poststop, spec: spec, state: state, warn: warn)
         }
+        if let cgroup = record.cgroup { Cgroups.remove(cgroup, createdParents: record.cgroupParents ?? []) }
         directory.remove()
     }
 
-    /// Every process of the container: with a pid namespace of its own, the
+    /// Every process of the container: those in its cgroup (and the groups
+    /// below it); without a cgroup, with a pid namespace of its own, the
     /// processes in that namespace; otherwise just its init.
     static func processes(of record: ContainerRecord) -> [pid_t] {
+        if let cgroup = record.cgroup, Files.isDirectory(cgroup) { return Cgroups.allProcesses(cgroup).sorted() }
         guard processStartTime(record.pid) == record.startTime else { return [] }
         guard record.ownPidNamespace, let namespace = Files.readLink("/proc/\(record.pid)/ns/pid") else { return [record.pid] }
         var result: [pid_t] = []

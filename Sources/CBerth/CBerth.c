@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <malloc.h>
 #include <sys/mman.h>
+#include <sys/xattr.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -30,6 +31,20 @@ extern char **environ;
 
 pid_t berth_clone(unsigned long flags) {
     return (pid_t)syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0);
+}
+
+// clone3(2) has no glibc wrapper; CLONE_INTO_CGROUP (Linux 5.7) starts the
+// child in its cgroup, so a new cgroup namespace is rooted there and no
+// process of the container ever runs outside its limits.
+pid_t berth_clone_into_cgroup(unsigned long flags, int cgroup_fd) {
+    struct {
+        uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size, tls, set_tid, set_tid_size, cgroup;
+    } args;
+    memset(&args, 0, sizeof(args));
+    args.flags = (uint64_t)flags | 0x200000000ULL; // CLONE_INTO_CGROUP
+    args.exit_signal = SIGCHLD;
+    args.cgroup = (uint64_t)cgroup_fd;
+    return (pid_t)syscall(435 /* SYS_clone3 */, &args, sizeof(args));
 }
 
 int berth_pivot_root(const char *new_root, const char *put_old) {
@@ -292,4 +307,8 @@ int berth_sealed_self_copy(void) {
 
 int berth_execute_fd(int fd, char *const argv[], char *const envp[]) {
     return (int)syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+}
+
+ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t size) {
+    return getxattr(path, name, value, size);
 }

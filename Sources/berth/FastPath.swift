@@ -27,6 +27,8 @@ enum FastPath {
             options.pidFile = flags.value("pid-file")
             options.consoleSocket = flags.value("console-socket")
             options.noPivot = flags.has("no-pivot")
+            options.cgroupMode = globalOptions.cgroups
+            options.systemdCgroup = globalOptions.systemdCgroup
             guard let preserve = Int(flags.value("preserve-fds") ?? "0") else { return nil }
             options.preserveFDs = preserve + listenFDs()
             return try Launcher.launch(options, paths: paths)

@@ -14,9 +14,10 @@ struct GlobalOptions: Sendable {
     var debug = false
     var systemdCgroup = false
     var rootless: String?
+    var cgroups = CgroupMode.enabled
 
     /// Flags that take a value, and flags accepted for runc compatibility.
-    static let valued: Set<String> = ["root", "log", "log-format", "criu", "rootless"]
+    static let valued: Set<String> = ["root", "log", "log-format", "criu", "rootless", "cgroups"]
     static let switches: Set<String> = ["debug", "systemd-cgroup"]
 
     /// Splits `arguments` into the globals and the rest (command onwards):
@@ -33,6 +34,12 @@ struct GlobalOptions: Sendable {
         options.rootless = flags.value("rootless")
         options.debug = flags.has("debug")
         options.systemdCgroup = flags.has("systemd-cgroup")
+        if let mode = flags.value("cgroups") {
+            guard let parsed = CgroupMode(rawValue: mode) else {
+                throw RuntimeError(.invalidArgument, "--cgroups \"\(mode)\": expected enabled, disabled or split")
+            }
+            options.cgroups = parsed
+        }
         if let format = flags.value("log-format") {
             guard format == "text" || format == "json" else {
                 throw RuntimeError(.invalidArgument, "--log-format \"\(format)\": expected text or json")

@@ -56,6 +56,8 @@ struct CreateCommand: ParsableCommand {
         options.pidFile = pidFile
         options.consoleSocket = consoleSocket
         options.noPivot = noPivot
+        options.cgroupMode = globalOptions.cgroups
+        options.systemdCgroup = globalOptions.systemdCgroup
         options.preserveFDs = preserveFDs + listenFDs()
         _ = try Launcher.launch(options, paths: globalOptions.paths)
     }
@@ -85,6 +87,8 @@ struct RunCommand: ParsableCommand {
         options.pidFile = pidFile
         options.consoleSocket = consoleSocket
         options.noPivot = noPivot
+        options.cgroupMode = globalOptions.cgroups
+        options.systemdCgroup = globalOptions.systemdCgroup
         options.preserveFDs = preserveFDs + listenFDs()
         let code = try Launcher.launch(options, paths: globalOptions.paths)
         if code != 0 { throw ExitCode_(code: code) }

@@ -9,11 +9,12 @@ struct Berth: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "berth",
         abstract: "A daemonless container engine and runc-compatible OCI runtime.",
-        discussion: "Global flags (before the command): --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup.",
+        discussion: "Global flags (before the command): --root DIR, --log FILE, --log-format text|json, --debug, --systemd-cgroup, --cgroups enabled|disabled|split.",
         version: "0.1.0",
         subcommands: [
             SpecCommand.self, CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self,
             DeleteCommand.self, RunCommand.self, ExecCommand.self, ListCommand.self, PsCommand.self, FeaturesCommand.self,
+            UpdateCommand.self, PauseCommand.self, ResumeCommand.self, EventsCommand.self,
         ]
     )
 }

@@ -128,9 +128,6 @@ struct LoadedBundleTests {
         BadBundle("unknown ambient capability", .edit {
             $0.process?.capabilities = LinuxCapabilities(ambient: ["CAP_FLY"])
         }, .invalidArgument, #"unknown capability "CAP_FLY""#),
-        BadBundle("a pids limit", .edit {
-            $0.linux?.resources = .object(["pids": .object(["limit": .number(100)])])
-        }, .unsupported, "linux.resources.pids"),
         BadBundle("relative mount destination", .edit {
             $0.mounts = [Mount(destination: "mnt", type: "tmpfs", source: "tmpfs")]
         }, .invalidArgument, #"mount destination "mnt" must be absolute"#),

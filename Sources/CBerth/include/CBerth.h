@@ -60,6 +60,9 @@ int berth_pipe2(int fds[2], int flags);
 /// returns twice like fork, which keeps the child in ordinary Swift code.
 pid_t berth_clone(unsigned long flags);
 
+/// clone3() with CLONE_INTO_CGROUP: the child starts in the cgroup open at cgroup_fd.
+pid_t berth_clone_into_cgroup(unsigned long flags, int cgroup_fd);
+
 /// pivot_root(2) has no glibc wrapper.
 int berth_pivot_root(const char *new_root, const char *put_old);
 
@@ -148,5 +151,10 @@ char **berth_environ(void);
 
 /// Linux capabilities: CAP_LAST_CAP from /proc or the header.
 int berth_cap_last_cap(void);
+
+/// getxattr(2): <sys/xattr.h> is not in Glibc's module map.
+ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t size);
+
+#include "CBerthBPF.h"
 
 #endif

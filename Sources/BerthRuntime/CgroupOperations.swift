@@ -65,9 +65,7 @@ extension Operations {
                               output: (String) -> Void) throws(RuntimeError) {
         let (directory, record, cgroup) = try liveCgroup(id, paths: paths, for: "read events of")
         func emit(_ event: CgroupEvent) {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-            if let data = try? encoder.encode(event) { output(String(decoding: data, as: UTF8.self)) }
+            if let line = try? event.jsonLine() { output(String(line.dropLast())) }
         }
         func stats() { emit(CgroupEvent(type: "stats", id: id, data: CgroupStatsReader.read(directory: cgroup))) }
         if once {

@@ -95,8 +95,9 @@ enum DeviceFilter {
     /// The program as raw struct bpf_insn words, each laid out in memory as
     /// the kernel reads it. Rules are expected from `rules(_:)`; anything it
     /// would refuse compiles as cgroup v1 would take it (a hole in a wider
-    /// rule is ignored, a type other than a, b or c and a number above
-    /// 2^32-1 match no device, unknown access letters are dropped).
+    /// rule is ignored), or as matching no device (a type other than a, b
+    /// or c, a number below -1 or above 2^32-1), or without the letters
+    /// other than r, w and m.
     static func program(_ rules: [DeviceRule]) -> [UInt64] {
         if rules.isEmpty { return [BPFInstruction.mov32(0, 1).encoded, BPFInstruction.exit.encoded] }
         let controller = Controller(applying: rules)
@@ -240,7 +241,8 @@ enum DeviceFilter {
     /// The devices controller of cgroup v1 as the rules leave it (runc's
     /// emulator): a default and exceptions keyed by exact pattern.
     struct Controller {
-        /// Type as in bpf_cgroup_dev_ctx; -1 for any major or minor.
+        /// Type as in bpf_cgroup_dev_ctx; -1 for any major or minor (other
+        /// numbers outside 0...2^32-1 match no device).
         struct Pattern: Hashable, Comparable, CustomStringConvertible {
             var type: UInt8
             var major: Int64
@@ -253,7 +255,7 @@ enum DeviceFilter {
 
             var description: String {
                 let letter = type == DeviceFilter.blockDevice ? "b" : "c"
-                return "\(letter) \(major < 0 ? "*" : String(major)):\(minor < 0 ? "*" : String(minor))"
+                return "\(letter) \(major == -1 ? "*" : String(major)):\(minor == -1 ? "*" : String(minor))"
             }
         }
 
@@ -281,7 +283,7 @@ enum DeviceFilter {
             case UInt8(ascii: "c"): type = DeviceFilter.characterDevice
             default: return nil
             }
-            let pattern = Pattern(type: type, major: max(rule.major ?? -1, -1), minor: max(rule.minor ?? -1, -1))
+            let pattern = Pattern(type: type, major: rule.major ?? -1, minor: rule.minor ?? -1)
             let access = DeviceFilter.accessMask(rule.access)
             if rule.allow != allowByDefault {
                 if access != 0 { exceptions[pattern, default: 0] |= access }
@@ -319,8 +321,8 @@ enum DeviceFilter {
             // An allow exception: matches when it covers every asked-for letter.
             block += [.mov32Register(1, 3), .and32(1, Int32(access)), .jumpIfNotEqualRegister(1, 3)]
         }
-        for (register, number) in [(UInt8(4), pattern.major), (UInt8(5), pattern.minor)] where number >= 0 {
-            if number > Int64(UInt32.max) { return [] } // matches no device
+        for (register, number) in [(UInt8(4), pattern.major), (UInt8(5), pattern.minor)] where number != -1 {
+            if number < 0 || number > Int64(UInt32.max) { return [] } // matches no device
             if number <= Int64(Int32.max) {
                 block.append(.jumpIfNotEqual(register, Int32(number)))
             } else {

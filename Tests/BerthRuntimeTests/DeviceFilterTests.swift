@@ -455,6 +455,23 @@ struct DeviceFilterTests {
         #expect(DeviceFilter.program(try DeviceFilter.rules(JSONValue.decode(#"[{"allow": false}]"#))) == [0xb4, 0x95])
     }
 
+    @Test("rules built by hand with numbers rules(_:) refuses match no device")
+    func outOfRangeNumbers() {
+        let c = UInt8(ascii: "c")
+        for number: Int64 in [-2, -5, Int64(UInt32.max) + 1] {
+            let rules = [DeviceRule(allow: false, type: UInt8(ascii: "a"), major: nil, minor: nil, access: "rwm"),
+                         DeviceRule(allow: true, type: c, major: number, minor: nil, access: "rwm"),
+                         DeviceRule(allow: true, type: c, major: 1, minor: number, access: "rwm")]
+            let program = DeviceFilter.program(rules)
+            for major: UInt32 in [0, 1, 2, UInt32.max] {
+                for minor: UInt32 in [0, 3, UInt32.max] {
+                    let request = DeviceRequest(type: c, major: major, minor: minor, access: 2)
+                    #expect(DeviceProgramInterpreter.run(program, request) == 0, "\(number): \(request)")
+                }
+            }
+        }
+    }
+
     // MARK: The kernel
 
     @Test("the kernel's verifier accepts the generated programs",

@@ -77,6 +77,13 @@ default_group() {
 	if [[ $BERTH_AS == root ]]; then echo "$V2/berth/$1"; else echo "${BERTH_VM_CGROUP}/berth/$1"; fi
 }
 
+# Rootless bundles (`berth spec --rootless`, like runc's) have no cgroup
+# namespace and no /sys/fs/cgroup mount: add both, so the container sees
+# its group as a root bundle's does.
+CGROUP_VIEW='.linux.namespaces |= (map(select(.type != "cgroup")) + [{type: "cgroup"}])
+	| .mounts |= (map(select(.destination != "/sys/fs/cgroup")) + [{destination: "/sys/fs/cgroup", type: "cgroup",
+	  source: "cgroup", options: ["nosuid", "noexec", "nodev", "relatime", "ro"]}])'
+
 # start_ctr JQ-FILTER ARG... — bundle $B with FILTER applied to config.json,
 # running ARG..., created and started as $ID; sets PID and GROUP.
 start_ctr() {
@@ -84,7 +91,7 @@ start_ctr() {
 	shift
 	rm -rf "$B"
 	make_bundle "$B" "$@"
-	cfg "$B" "$filter"
+	cfg "$B" "$CGROUP_VIEW | $filter"
 	ID=$(unique_id)
 	b create --bundle "$B" "$ID" >"$LOG" 2>&1 || fail "create failed: $(cat "$LOG")"
 	b start "$ID" >"$LOG" 2>&1 || fail "start failed: $(cat "$LOG")"
@@ -98,7 +105,7 @@ run_ctr() {
 	shift
 	rm -rf "$B"
 	make_bundle "$B" "$@"
-	cfg "$B" "$filter"
+	cfg "$B" "$CGROUP_VIEW | $filter"
 	ID=$(unique_id)
 	run --separate-stderr b run --bundle "$B" "$ID"
 }

@@ -9,6 +9,9 @@ struct CgroupWrite: Equatable, Sendable {
     var file: String
     var value: String
     var alternatives: [Alternative] = []
+    /// A default rather than a limit (containerd's cpu.shares 1024): left
+    /// out, not refused, where its controller is missing.
+    var onlyDefault = false
 
     struct Alternative: Equatable, Sendable {
         var file: String
@@ -107,7 +110,7 @@ enum CgroupResources {
             writes.append(CgroupWrite(field: "cpu.mems", file: "cpuset.mems", value: mems))
         }
         if let shares = try unsigned(cpu["shares"], "cpu.shares"), shares != 0 {
-            writes.append(CgroupWrite(field: "cpu.shares", file: "cpu.weight", value: String(cpuWeight(shares: shares))))
+            writes.append(CgroupWrite(field: "cpu.shares", file: "cpu.weight", value: String(cpuWeight(shares: shares)), onlyDefault: shares == 1024))
         }
         let quota = try integer(cpu["quota"], "cpu.quota") ?? 0
         let period = try unsigned(cpu["period"], "cpu.period") ?? 0

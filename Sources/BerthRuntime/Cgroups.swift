@@ -133,21 +133,22 @@ enum Cgroups {
     /// Where the container's group goes and what goes into it, or why there
     /// is none. No side effects.
     static func plan(id: String, linux: Linux?, mode: CgroupMode, systemdPath: Bool, rootless: Bool) throws(RuntimeError) -> CgroupPlan {
-        let writes = try CgroupResources.writes(linux?.resources)
+        var writes = try CgroupResources.writes(linux?.resources)
         let devices = try DeviceFilter.rules(linux?.resources?["devices"]) + deviceDefaults(linux?.devices ?? [])
-        var plan = CgroupPlan(writes: writes, deviceRules: devices)
-        let needed = CgroupResources.controllers(writes)
+        // What must be enforced; defaults (containerd's cpu.shares 1024) are
+        // written where they can be and dropped where they cannot.
+        let limits = writes.filter { !$0.onlyDefault }
+        var plan = CgroupPlan(writes: limits, deviceRules: devices)
         func refuse(_ reason: String) -> RuntimeError {
-            let field = writes.first.map { $0.field } ?? "?"
-            return RuntimeError(.unsupported, "linux.resources.\(field) needs a cgroup, and \(reason)")
+            RuntimeError(.unsupported, "linux.resources.\(limits.first?.field ?? "?") needs a cgroup, and \(reason)")
         }
         if mode == .disabled {
-            if !needed.isEmpty { throw refuse("cgroups are disabled (--cgroups=disabled)") }
+            if !limits.isEmpty { throw refuse("cgroups are disabled (--cgroups=disabled)") }
             return plan
         }
         guard let mount = v2Mount, let own = ownPath else {
-            if let write = writes.first(where: { $0.controller != nil }) {
-                throw RuntimeError(.unsupported, "linux.resources.\(write.field) needs the cgroup v2 \"\(write.controller ?? "")\" controller, which this host lacks (no cgroup v2 hierarchy is mounted)")
+            if let write = limits.first {
+                throw RuntimeError(.unsupported, "linux.resources.\(write.field) needs the cgroup v2 \"\(write.controller ?? "cgroup")\" controller, which this host lacks (no cgroup v2 hierarchy is mounted)")
             }
             return plan
         }
@@ -174,13 +175,15 @@ enum Cgroups {
             }
         }
         guard let base else {
-            if !needed.isEmpty { throw refuse(unusable) }
+            if !limits.isEmpty { throw refuse(unusable) }
             return plan
         }
         let path = try containerPath(id: id, cgroupsPath: linux?.cgroupsPath, base: base, systemd: systemdPath, rootless: rootless)
         // Every needed controller must be available where the group goes.
         let rootControllers = words(mount + "/cgroup.controllers")
         let baseControllers = words(join(mount, base) + "/cgroup.controllers")
+        writes.removeAll { $0.onlyDefault && !baseControllers.contains($0.controller ?? "") }
+        plan.writes = writes
         for write in writes {
             guard let controller = write.controller else { continue }
             if !rootControllers.contains(controller) {
@@ -194,7 +197,7 @@ enum Cgroups {
         plan.base = base
         plan.path = path
         if (linux?.cgroupsPath ?? "").isEmpty { plan.permanentParent = join(mount, join(base, "/berth")) }
-        plan.required = !needed.isEmpty || !rootless
+        plan.required = !limits.isEmpty || !rootless
         return plan
     }
 

@@ -54,6 +54,12 @@ struct CgroupResourcesTests {
         #expect(try files(#"{"cpu": {"quota": 20000}}"#) == ["cpu.max": "20000"])
     }
 
+    @Test("containerd's cpu.shares 1024 is a default, dropped where the cpu controller is missing; other shares are limits")
+    func defaultShares() throws {
+        #expect(try CgroupResources.writes(resources(#"{"cpu": {"shares": 1024}}"#)).map(\.onlyDefault) == [true])
+        #expect(try CgroupResources.writes(resources(#"{"cpu": {"shares": 512}}"#)).map(\.onlyDefault) == [false])
+    }
+
     @Test("pids, io and hugetlb")
     func others() throws {
         #expect(try files(#"{"pids": {"limit": 32}}"#) == ["pids.max": "32"])

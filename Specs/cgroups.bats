@@ -297,6 +297,32 @@ assert_group_gone() {
 	assert_group_gone "$base/$tag.slice"
 }
 
+@test "v2: in a delegated unit's group, berth moves itself to a leaf and puts containers below it" {
+	need_v2 pids
+	root_only "rootless, every v2 test already runs in a delegated subtree"
+	# A unit with Delegate=yes, as systemd marks it: its own group with the
+	# trusted.delegate attribute, and berth as its only process.
+	local unit=$V2/berth-test-$$.service
+	mkdir "$unit"
+	berth_defer rmdir "$unit"
+	berth_defer rmdir "$unit/berth"
+	berth_defer rmdir "$unit/supervisor"
+	python3 -c 'import os, sys; os.setxattr(sys.argv[1], "trusted.delegate", b"1")' "$unit"
+	rm -rf "$B"
+	make_bundle "$B" sleep 1000
+	cfg "$B" '.linux.resources.pids.limit = 12'
+	ID=$(unique_id)
+	sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' - "$unit" \
+		"$BERTH" --root "$STATE" run -d --bundle "$B" "$ID" <"$BERTH_EMPTY" >"$LOG" 2>&1 || fail "run -d failed: $(cat "$LOG")"
+	GROUP=$(group_of "$(state_field "$ID" .pid)")
+	assert_eq "$GROUP" "$unit/berth/$ID" "the container's group"
+	assert_eq "$(cat "$GROUP/pids.max")" 12 "pids.max"
+	[[ -d $unit/supervisor ]] || fail "berth did not move itself into $unit/supervisor"
+	assert_eq "$(cat "$unit/cgroup.procs")" "" "processes left in the unit's own group"
+	b delete --force "$ID"
+	assert_group_gone "$GROUP"
+}
+
 @test "v2: device rules are enforced by an eBPF program" {
 	need_v2
 	root_only "rootless containers get no device program: the kernel lets only privileged users attach one"

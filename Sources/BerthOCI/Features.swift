@@ -49,7 +49,7 @@ public struct Features: Codable, Sendable {
         linux = LinuxFeatures(
             namespaces: ["cgroup", "ipc", "mount", "network", "pid", "user", "uts"],
             capabilities: capabilities,
-            cgroup: Cgroup(v1: false, v2: true, systemd: false, systemdUser: false, rdma: false),
+            cgroup: Cgroup(v1: false, v2: true, systemd: false, systemdUser: false, rdma: true),
             seccomp: Seccomp(enabled: true, actions: LinuxSeccomp.actions, operators: LinuxSeccomp.operators,
                              archs: ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]),
             apparmor: Enabled(enabled: false),

@@ -152,6 +152,13 @@ enum Cgroups {
             }
             return plan
         }
+        // A controller the whole host lacks is the first thing to say.
+        let rootControllers = words(mount + "/cgroup.controllers")
+        for write in limits {
+            if let controller = write.controller, !rootControllers.contains(controller) {
+                throw RuntimeError(.unsupported, "linux.resources.\(write.field) needs the cgroup v2 \"\(controller)\" controller, which this host lacks (cgroup v2 at \(mount) has: \(rootControllers.isEmpty ? "none" : rootControllers.joined(separator: " ")))")
+            }
+        }
         // The base: the group berth may create groups under.
         var base: String? = "/"
         var unusable = ""
@@ -180,15 +187,11 @@ enum Cgroups {
         }
         let path = try containerPath(id: id, cgroupsPath: linux?.cgroupsPath, base: base, systemd: systemdPath, rootless: rootless)
         // Every needed controller must be available where the group goes.
-        let rootControllers = words(mount + "/cgroup.controllers")
         let baseControllers = words(join(mount, base) + "/cgroup.controllers")
         writes.removeAll { $0.onlyDefault && !baseControllers.contains($0.controller ?? "") }
         plan.writes = writes
         for write in writes {
             guard let controller = write.controller else { continue }
-            if !rootControllers.contains(controller) {
-                throw RuntimeError(.unsupported, "linux.resources.\(write.field) needs the cgroup v2 \"\(controller)\" controller, which this host lacks (cgroup v2 at \(mount) has: \(rootControllers.isEmpty ? "none" : rootControllers.joined(separator: " ")))")
-            }
             if !baseControllers.contains(controller) {
                 throw RuntimeError(.unsupported, "linux.resources.\(write.field) needs the cgroup v2 \"\(controller)\" controller, which is not delegated to \(base) (it has: \(baseControllers.isEmpty ? "none" : baseControllers.joined(separator: " ")))")
             }

@@ -123,11 +123,39 @@ enum DeviceFilter {
     /// closed afterwards: the attachment keeps the program alive. Callers
     /// skip this when `allowsEverything` (it would attach an allow-all).
     static func attach(_ rules: [DeviceRule], cgroupFD: Int32) throws(RuntimeError) {
-        let program = try load(program(rules))
+        let program = try cachedLoad(program(rules))
         defer { program.close() }
         guard berth_bpf_attach_cgroup_device(program.rawValue, cgroupFD) == 0 else {
             throw RuntimeError.system("linux.resources.devices: attach the device program to the cgroup (BPF_PROG_ATTACH)", Errno.current)
         }
+    }
+
+    /// Where loaded programs are pinned, named by a hash of their
+    /// instructions, so the next container with the same rules reuses the
+    /// program: BPF_PROG_LOAD cost 0.5-1 ms a run here (the JIT's memory
+    /// work, not the verifier). Root only, mode 0700; a few KiB of kernel
+    /// memory per distinct rule list, until reboot or `rm -r` of the directory.
+    static let pinDirectory = "/sys/fs/bpf/berth"
+
+    /// The pinned program for `instructions`, or a fresh load that is then
+    /// pinned (best effort: without a bpffs, or rootless, it just loads).
+    static func cachedLoad(_ instructions: [UInt64]) throws(RuntimeError) -> FileDescriptor {
+        guard geteuid() == 0, berth_is_bpffs("/sys/fs/bpf") == 1 else { return try load(instructions) }
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325 // FNV-1a over the instruction words
+        for word in instructions {
+            for shift in stride(from: 0, to: 64, by: 8) { hash = (hash ^ ((word >> UInt64(shift)) & 0xff)) &* 0x0000_0100_0000_01b3 }
+        }
+        let hex = String(hash, radix: 16)
+        let path = pinDirectory + "/devices-" + String(repeating: "0", count: 16 - hex.count) + hex + "-\(instructions.count)"
+        if let st = try? Files.lstat(pinDirectory), (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == 0, st.st_mode & 0o077 == 0 {
+            let fd = berth_bpf_obj_get(path)
+            if fd >= 0 { return FileDescriptor(rawValue: fd) }
+        }
+        let program = try load(instructions)
+        if mkdir(pinDirectory, 0o700) == 0 || Errno.current == .exists {
+            _ = berth_bpf_obj_pin(program.rawValue, path)
+        }
+        return program
     }
 
     /// BPF_PROG_LOAD of `instructions` as a cgroup device program; on failure

@@ -3,9 +3,11 @@
 #define _GNU_SOURCE
 #include "CBerthBPF.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/bpf.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 // Any string the kernel's license_is_gpl_compatible() does not need: the
@@ -53,4 +55,30 @@ int berth_bpf_attach_cgroup_device(int prog_fd, int cgroup_fd) {
     attr.attach_type = BPF_CGROUP_DEVICE;
     attr.attach_flags = BPF_F_ALLOW_MULTI;
     return berth_bpf(BPF_PROG_ATTACH, &attr);
+}
+
+int berth_bpf_obj_get(const char *path) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.pathname = (uint64_t)(uintptr_t)path;
+    int fd = berth_bpf(BPF_OBJ_GET, &attr);
+    if (fd >= 0) {
+        int flags = fcntl(fd, F_GETFD);
+        if (flags >= 0) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+    }
+    return fd;
+}
+
+int berth_bpf_obj_pin(int fd, const char *path) {
+    union bpf_attr attr;
+    memset(&attr, 0, sizeof(attr));
+    attr.pathname = (uint64_t)(uintptr_t)path;
+    attr.bpf_fd = (uint32_t)fd;
+    return berth_bpf(BPF_OBJ_PIN, &attr);
+}
+
+int berth_is_bpffs(const char *path) {
+    struct statfs st;
+    if (statfs(path, &st) != 0) return -1;
+    return st.f_type == 0xcafe4a11 ? 1 : 0; // BPF_FS_MAGIC
 }

@@ -16,4 +16,13 @@ int berth_bpf_load_device_program(const uint64_t *insns, uint32_t count, char *l
 /// BPF_F_ALLOW_MULTI, so programs of parent groups keep applying as well.
 int berth_bpf_attach_cgroup_device(int prog_fd, int cgroup_fd);
 
+/// BPF_OBJ_GET: the program pinned at `path` in a bpffs (close-on-exec fd).
+int berth_bpf_obj_get(const char *path);
+
+/// BPF_OBJ_PIN: pins the program `fd` at `path` in a bpffs.
+int berth_bpf_obj_pin(int fd, const char *path);
+
+/// Whether `path` is a bpffs mount (statfs magic BPF_FS_MAGIC): 1, 0, or -1.
+int berth_is_bpffs(const char *path);
+
 #endif

@@ -76,9 +76,9 @@ extension Operations {
         let events = try? FileDescriptor.open(cgroup + "/memory.events", O_RDONLY | O_CLOEXEC)
         defer { events?.close() }
         let period = max(Int64(interval * 1000), 10)
-        var next = monotonicMilliseconds()
+        var next = Cgroups.monotonicMilliseconds()
         while record.status(in: directory) != .stopped && Files.isDirectory(cgroup) {
-            let now = monotonicMilliseconds()
+            let now = Cgroups.monotonicMilliseconds()
             if now >= next {
                 stats()
                 next = now + period
@@ -88,9 +88,9 @@ extension Operations {
             if let events {
                 _ = buffer.withUnsafeMutableBytes { pread(events.rawValue, $0.baseAddress, $0.count, 0) }
                 var entry = pollfd(fd: events.rawValue, events: Int16(POLLPRI), revents: 0)
-                _ = poll(&entry, 1, Int32(min(max(next - monotonicMilliseconds(), 0), 1000)))
+                _ = poll(&entry, 1, Int32(min(max(next - Cgroups.monotonicMilliseconds(), 0), 1000)))
             } else {
-                usleep(UInt32(min(max(next - monotonicMilliseconds(), 0), 1000)) * 1000)
+                usleep(UInt32(min(max(next - Cgroups.monotonicMilliseconds(), 0), 1000)) * 1000)
             }
             let kills = CgroupStatsReader.oomKills(directory: cgroup)
             if kills > oomKills {
@@ -98,11 +98,5 @@ extension Operations {
                 oomKills = kills
             }
         }
-    }
-
-    static func monotonicMilliseconds() -> Int64 {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 }

@@ -370,7 +370,7 @@ package enum CgroupStatsReader {
     /// A single-value file; "max" is UInt64.max.
     static func single(_ path: String) -> UInt64? {
         guard let text = try? Files.readString(path) else { return nil }
-        let trimmed = text.trimmingWhitespace
+        let trimmed = text.trimmed
         return trimmed == "max" ? .max : counter(trimmed)
     }
 
@@ -442,13 +442,5 @@ extension KeyedEncodingContainer {
         for name in map.keys.sorted(by: goOrder) {
             try nested.encode(map[name] ?? 0, forKey: NameKey(name))
         }
-    }
-}
-
-extension String {
-    fileprivate var trimmingWhitespace: Substring {
-        let isSpace = { (c: Character) in c == " " || c == "\n" || c == "\t" || c == "\r" }
-        guard let start = firstIndex(where: { !isSpace($0) }), let end = lastIndex(where: { !isSpace($0) }) else { return "" }
-        return self[start...end]
     }
 }

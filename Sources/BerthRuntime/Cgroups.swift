@@ -79,14 +79,15 @@ enum Cgroups {
         Files.list(directory).map { directory + "/" + $0 }.filter { Files.isDirectory($0) }
     }
 
-    /// A "key value" line of a flat-keyed file (cgroup.events, memory.events).
-    static func value(_ key: String, in path: String) -> String? {
-        guard let text = try? Files.readString(path) else { return nil }
-        for line in text.split(separator: "\n") {
-            let fields = line.split(separator: " ")
-            if fields.count == 2, fields[0] == key { return String(fields[1]) }
-        }
-        return nil
+    /// Whether processes are in the group or below it (cgroup.events).
+    static func isPopulated(_ directory: String) -> Bool {
+        CgroupStatsReader.value(of: "populated", inFile: directory + "/cgroup.events") == 1
+    }
+
+    static func monotonicMilliseconds() -> Int64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000
     }
 
     static func write(_ value: String, to path: String) throws(Errno) {
@@ -267,9 +268,7 @@ enum Cgroups {
     static func waitFor(_ key: String, _ value: String, in file: String, milliseconds: Int32) -> Bool {
         guard let fd = try? FileDescriptor.open(file, O_RDONLY | O_CLOEXEC) else { return false }
         defer { fd.close() }
-        var deadline = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &deadline)
-        let end = Int64(deadline.tv_sec) * 1000 + Int64(deadline.tv_nsec) / 1_000_000 + Int64(milliseconds)
+        let end = monotonicMilliseconds() + Int64(milliseconds)
         var buffer = [UInt8](repeating: 0, count: 4096)
         while true {
             let count = buffer.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress, $0.count, 0) }
@@ -278,9 +277,7 @@ enum Cgroups {
                     return true
                 }
             }
-            var now = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &now)
-            let left = end - (Int64(now.tv_sec) * 1000 + Int64(now.tv_nsec) / 1_000_000)
+            let left = end - monotonicMilliseconds()
             if left <= 0 { return false }
             var entry = pollfd(fd: fd.rawValue, events: Int16(POLLPRI), revents: 0)
             _ = poll(&entry, 1, Int32(min(left, 100)))
@@ -303,7 +300,7 @@ enum Cgroups {
     /// and the parents berth created for it (those still empty).
     static func remove(_ directory: String, createdParents: [String]) {
         guard Files.isDirectory(directory) else { return }
-        if value("populated", in: directory + "/cgroup.events") == "1" {
+        if isPopulated(directory) {
             signal(directory, SIGKILL)
             waitFor("populated", "0", in: directory + "/cgroup.events", milliseconds: 10_000)
         }
@@ -372,7 +369,7 @@ struct CgroupPlan: Sendable {
             }
         }
         let directory = Cgroups.join(mount, path)
-        if created.last != directory && Cgroups.value("populated", in: directory + "/cgroup.events") == "1" {
+        if created.last != directory && Cgroups.isPopulated(directory) {
             throw RuntimeError(.exists, "cgroup \(directory) already has processes in it")
         }
         for write in writes { try Self.apply(write, in: directory) }
@@ -392,18 +389,20 @@ struct CgroupPlan: Sendable {
     /// later `update` can set any limit. The hierarchy's root is the host's
     /// and shared: there only the controllers the limits need are enabled.
     private func enableControllers(in directory: String) throws(RuntimeError) {
+        let needed = CgroupResources.controllers(writes)
+        if directory == mount && needed.isEmpty { return }
         let available = Cgroups.words(directory + "/cgroup.controllers")
         let enabled = Set(Cgroups.words(directory + "/cgroup.subtree_control"))
-        let wanted = directory == mount ? CgroupResources.controllers(writes) : available
+        let wanted = directory == mount ? needed : available
         let missing = wanted.filter { available.contains($0) && !enabled.contains($0) }
         guard !missing.isEmpty else { return }
         do {
             try Cgroups.write(missing.map { "+" + $0 }.joined(separator: " "), to: directory + "/cgroup.subtree_control")
         } catch {
             // Only a failure for the controllers the limits need matters.
-            let needed = CgroupResources.controllers(writes).filter(missing.contains)
-            guard needed.isEmpty else {
-                throw RuntimeError.system("enable the \(needed.joined(separator: ", ")) controller in \(directory)/cgroup.subtree_control", error)
+            let failed = needed.filter(missing.contains)
+            guard failed.isEmpty else {
+                throw RuntimeError.system("enable the \(failed.joined(separator: ", ")) controller in \(directory)/cgroup.subtree_control", error)
             }
         }
     }
@@ -425,12 +424,24 @@ struct CgroupPlan: Sendable {
 /// A container's group, made by `CgroupPlan.create`.
 struct CgroupHandle: Sendable {
     let directory: String
-    /// Open for clone3's CLONE_INTO_CGROUP; the launcher closes it.
-    let fd: FileDescriptor
+    /// Open for clone3's CLONE_INTO_CGROUP until `closeDescriptor`.
+    private(set) var fd: FileDescriptor?
     let createdParents: [String]
 
-    func remove() {
-        fd.close()
+    init(directory: String, fd: FileDescriptor, createdParents: [String]) {
+        self.directory = directory
+        self.fd = fd
+        self.createdParents = createdParents
+    }
+
+    mutating func closeDescriptor() {
+        fd?.close()
+        fd = nil
+    }
+
+    /// Kills what is in the group and removes it (and its descriptor).
+    mutating func remove() {
+        closeDescriptor()
         Cgroups.remove(directory, createdParents: createdParents)
     }
 }

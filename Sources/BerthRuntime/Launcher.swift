@@ -130,7 +130,7 @@ public enum Launcher {
         // The container's cgroup, which /sys/fs/cgroup in it shows (see RootFilesystem).
         let needsCgroupMount = bundle.spec.mounts?.contains { $0.type == "cgroup" || $0.type == "cgroup2" } ?? false
         let cgroupDirectory = needsCgroupMount ? (cgroup?.directory ?? Cgroups.ownV2Directory) : nil
-        let pid = cgroup.map { berth_clone_into_cgroup(bundle.cloneFlags, $0.fd.rawValue) } ?? berth_clone(bundle.cloneFlags)
+        let pid = cgroup?.fd.map { berth_clone_into_cgroup(bundle.cloneFlags, $0.rawValue) } ?? berth_clone(bundle.cloneFlags)
         if pid == 0 {
             parentEnd.close()
             ContainerInit(bundle: bundle, channel: SyncChannel(childEnd), execFifo: execFifo, rlimits: rlimits,
@@ -139,7 +139,7 @@ public enum Launcher {
         }
         let cloneError = Errno.current
         childEnd.close()
-        cgroup?.fd.close()
+        cgroup?.closeDescriptor()
         if let ownPidNamespace {
             _ = berth_setns(ownPidNamespace.rawValue, BERTH_CLONE_NEWPID)
             ownPidNamespace.close()

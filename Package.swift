@@ -3,7 +3,8 @@ import PackageDescription
 
 // berth: one static binary that is both a podman-style engine and a
 // runc-compatible OCI runtime. Dependencies point downward only:
-// CBerth/CSeccomp/CCap → BerthOS → BerthOCI → BerthRuntime → berth.
+// CBerth/CSeccomp/CCap/CArchive/CCompress → BerthOS → BerthOCI →
+// BerthRuntime, BerthImage, BerthRegistry → berth.
 let package = Package(
     name: "berth",
     platforms: [.macOS(.v15)],
@@ -12,18 +13,38 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.0"),
     ],
     targets: [
         .target(name: "CBerth"),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // Streaming decompression for layers: ISA-L's igzip (gzip), zstd, zlib.
+        .systemLibrary(name: "CCompress", providers: [.apt(["libisal-dev", "libzstd-dev", "zlib1g-dev"])]),
         .target(name: "BerthOS", dependencies: ["CBerth"]),
         .target(name: "BerthOCI"),
         .target(name: "BerthRuntime", dependencies: ["BerthOS", "BerthOCI", "CBerth", "CSeccomp", "CCap"]),
+        .target(
+            name: "BerthImage",
+            dependencies: [
+                "BerthOS", "BerthOCI", "CArchive", "CCompress", "CBerth",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        .target(
+            name: "BerthRegistry",
+            dependencies: [
+                "BerthOS", "BerthOCI",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthRuntime", "BerthOCI", "BerthOS",
+                "BerthRuntime", "BerthOCI", "BerthOS", "BerthImage", "BerthRegistry",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -31,6 +52,8 @@ let package = Package(
         .target(name: "BerthTestSupport", dependencies: ["BerthOS"], path: "Tests/BerthTestSupport"),
         .testTarget(name: "BerthOSTests", dependencies: ["BerthOS", "BerthTestSupport"]),
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
+        .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthOCI", "BerthOS", "BerthTestSupport"]),
+        .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthOCI"]),
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOCI", "BerthOS", "BerthTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

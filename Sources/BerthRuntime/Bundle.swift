@@ -13,6 +13,8 @@ struct LoadedBundle: Sendable {
     let path: String
     let spec: Spec
     let rootfs: String
+    /// The engine's layered root (annotation `run.berth.rootfs.overlay`), mounted on `rootfs`.
+    let overlay: RootfsOverlay?
     let configBytes: [UInt8]
 
     static let namespaceTypes: [String: Int32] = [
@@ -59,6 +61,7 @@ struct LoadedBundle: Sendable {
         self.path = path
         self.spec = spec
         self.rootfs = (try? Files.realPath(rootfs)) ?? rootfs
+        self.overlay = try RootfsOverlay.from(annotations: spec.annotations)
         self.configBytes = bytes
         try validate()
     }

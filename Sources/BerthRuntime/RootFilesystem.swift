@@ -35,8 +35,12 @@ struct RootFilesystem {
         try step("make / \(spec.linux?.rootfsPropagation ?? "rslave")") { () throws(Errno) in
             try mount(source: nil, target: "/", type: nil, flags: propagation | UInt(MS_REC))
         }
-        try step("bind mount rootfs \(bundle.rootfs)") { () throws(Errno) in
-            try mount(source: bundle.rootfs, target: bundle.rootfs, type: nil, flags: UInt(MS_BIND | MS_REC))
+        if let overlay = bundle.overlay {
+            try overlay.mount(on: bundle.rootfs)
+        } else {
+            try step("bind mount rootfs \(bundle.rootfs)") { () throws(Errno) in
+                try mount(source: bundle.rootfs, target: bundle.rootfs, type: nil, flags: UInt(MS_BIND | MS_REC))
+            }
         }
         let root = try step("open rootfs \(bundle.rootfs)") { () throws(Errno) in try SecureRoot(path: bundle.rootfs) }
         defer { root.close() }

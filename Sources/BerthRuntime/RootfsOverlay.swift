@@ -1,0 +1,97 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthOCI
+import BerthOS
+import CBerth
+
+/// A root file system assembled from image layers, mounted by the container's
+/// init inside its own mount (and user) namespace in place of the bind of
+/// root.path, so the mount disappears with the container. The engine puts it
+/// in config.json as the annotation `run.berth.rootfs.overlay` (JSON); a
+/// bundle without it is an ordinary runc bundle.
+public struct RootfsOverlay: Codable, Equatable, Sendable {
+    public static let annotation = "run.berth.rootfs.overlay"
+
+    public enum Driver: String, Codable, Sendable {
+        /// The kernel's overlayfs (rootless: inside the user namespace, kernel ≥ 5.11, `userxattr`).
+        case overlay
+        /// fuse-overlayfs, for kernels whose overlayfs refuses user namespaces.
+        case fuseOverlayfs = "fuse-overlayfs"
+    }
+
+    public var driver: Driver
+    /// Lower directories are given relative to this directory (keeps the
+    /// mount options short: a page holds ~55 layers).
+    public var layersDirectory: String
+    /// Topmost first, relative to `layersDirectory`.
+    public var lower: [String]
+    public var upper: String
+    public var work: String
+    /// Overlay xattrs in the user.* namespace (rootless layers are unpacked so).
+    public var userxattr: Bool
+
+    public init(driver: Driver, layersDirectory: String, lower: [String], upper: String, work: String, userxattr: Bool) {
+        self.driver = driver
+        self.layersDirectory = layersDirectory
+        self.lower = lower
+        self.upper = upper
+        self.work = work
+        self.userxattr = userxattr
+    }
+
+    static func from(annotations: [String: String]?) throws(RuntimeError) -> RootfsOverlay? {
+        guard let text = annotations?[annotation] else { return nil }
+        guard let overlay = try? JSONDecoder().decode(RootfsOverlay.self, from: Data(text.utf8)) else {
+            throw RuntimeError(.invalidArgument, "annotation \(annotation) is not a valid overlay description")
+        }
+        for path in [overlay.layersDirectory, overlay.upper, overlay.work] + overlay.lower
+        where path.contains(",") || path.contains(":") || path.isEmpty {
+            throw RuntimeError(.invalidArgument, "overlay path \"\(path)\" cannot be used (empty, or contains ',' or ':')")
+        }
+        guard !overlay.lower.isEmpty else { throw RuntimeError(.invalidArgument, "overlay has no lower directory") }
+        return overlay
+    }
+
+    var options: String {
+        var text = "lowerdir=\(lower.joined(separator: ":")),upperdir=\(upper),workdir=\(work)"
+        if userxattr && driver == .overlay { text += ",userxattr" }
+        return text
+    }
+
+    /// Mounts the overlay on `target` (called by the container's init).
+    func mount(on target: String) throws(RuntimeError) {
+        let saved = open(".", BERTH_O_PATH | O_DIRECTORY | O_CLOEXEC)
+        defer { if saved >= 0 { _ = fchdir(saved); _ = close(saved) } }
+        guard chdir(layersDirectory) == 0 else { throw RuntimeError.system("chdir \(layersDirectory)", Errno.current) }
+        let opts = options
+        guard opts.utf8.count < 4000 else {
+            throw RuntimeError(.invalidArgument, "too many layers for one overlay mount (\(lower.count))")
+        }
+        switch driver {
+        case .overlay:
+            try step("mount overlay on \(target)") { () throws(Errno) in
+                try BerthOS.mount(source: "overlay", target: target, type: "overlay", flags: 0, data: opts)
+            }
+        case .fuseOverlayfs:
+            let candidates: [String] = ["/usr/bin/fuse-overlayfs", "/bin/fuse-overlayfs", "/usr/local/bin/fuse-overlayfs"]
+            let program = candidates.first { access($0, X_OK) == 0 }
+            guard let program else { throw RuntimeError(.notFound, "fuse-overlayfs not found (install the fuse-overlayfs package)") }
+            let result: Subprocess.Result
+            do {
+                result = try Subprocess.run(program, arguments: ["fuse-overlayfs", "-o", opts, target], environment: [], captureStandardError: true)
+            } catch {
+                throw RuntimeError.system("run fuse-overlayfs", error)
+            }
+            guard result.status == .exited(0) else {
+                let detail = result.standardError.trimmed.split(separator: "\n").last.map(String.init) ?? "failed"
+                throw RuntimeError(.failed, "fuse-overlayfs on \(target): \(detail)")
+            }
+        }
+    }
+}

@@ -29,7 +29,7 @@ let package = Package(
         .target(
             name: "BerthImage",
             dependencies: [
-                "BerthOS", "BerthOCI", "CArchive", "CCompress", "CBerth",
+                "BerthOS", "BerthOCI", "BerthRegistry", "CArchive", "CCompress", "CBerth",
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),

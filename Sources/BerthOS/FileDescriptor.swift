@@ -61,6 +61,16 @@ public struct FileDescriptor: Hashable, Sendable {
 
     public func writeAll(_ string: String) throws(Errno) { try writeAll(Array(string.utf8)) }
 
+    /// Writes a whole buffer without copying it (layer data in large chunks).
+    public func writeAll(_ buffer: UnsafeRawBufferPointer) throws(Errno) {
+        guard let base = buffer.baseAddress else { return }
+        var offset = 0
+        while offset < buffer.count {
+            let n = try retryOnInterrupt { Glibc.write(rawValue, base + offset, buffer.count - offset) }
+            offset += n
+        }
+    }
+
     /// dup2(2) onto `target`, which loses close-on-exec.
     public func duplicate(as target: FileDescriptor) throws(Errno) {
         if target == self {

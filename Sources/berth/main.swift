@@ -15,6 +15,9 @@ struct Berth: ParsableCommand {
             SpecCommand.self, CreateCommand.self, StartCommand.self, StateCommand.self, KillCommand.self,
             DeleteCommand.self, RunCommand.self, ExecCommand.self, ListCommand.self, PsCommand.self, FeaturesCommand.self,
             UpdateCommand.self, PauseCommand.self, ResumeCommand.self, EventsCommand.self,
+            PullCommand.self, PushCommand.self, ImagesCommand.self, ImageCommand.self, TagCommand.self, RmiCommand.self,
+            SaveCommand.self, LoadCommand.self, ImportCommand.self, LoginCommand.self, LogoutCommand.self, InfoCommand.self,
+            SystemCommand.self, UnshareCommand.self,
         ]
     )
 }
@@ -33,6 +36,16 @@ func main() -> Int32 {
     } catch {
         globalOptions.report(error.message)
         return 1
+    }
+    if rest.first == "run", ImageRun.applies(Array(rest.dropFirst())) {
+        do {
+            return try ImageRun.run(Array(rest.dropFirst()))
+        } catch let exit as ExitCode_ {
+            return exit.code
+        } catch {
+            globalOptions.report("\(error)")
+            return 125
+        }
     }
     do {
         var command = try Berth.parseAsRoot(rest)

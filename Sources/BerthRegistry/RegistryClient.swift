@@ -150,6 +150,12 @@ package final class RegistryClient: Sendable {
     func schemes(for target: Target) -> [String] {
         guard allowsInsecure(target) else { return ["https"] }
         if let known = state.withLock({ $0.schemes[target.apiHost] }) { return [known] }
+        // On the loopback nothing can listen in, and test registries speak
+        // plain http (an https probe there can wait seconds for an answer).
+        let authority = target.apiHost
+        let host = authority.hasPrefix("[") ? String(authority.prefix(while: { $0 != "]" }).dropFirst())
+                                            : String(authority.prefix(while: { $0 != ":" }))
+        if host == "localhost" || host.hasPrefix("127.") || host == "::1" { return ["http", "https"] }
         return ["https", "http"]
     }
 
@@ -247,10 +253,19 @@ package final class RegistryClient: Sendable {
                         tls.certificateVerification = .none
                         request.tlsConfiguration = tls
                     }
+                    // Probing https on a registry that may speak only plain http:
+                    // a plain-http server can sit on a TLS hello until the connect
+                    // timeout, so the probe gets a few seconds (the first request
+                    // to a registry is a small one: /v2/ or a manifest).
+                    let probing = !isAbsolute && scheme == "https" && schemes.count > 1
+                    let limit = probing ? NIODeadline.now() + .seconds(5) : (deadline ?? .now() + .hours(24))
                     let response: HTTPClientResponse
                     do {
-                        response = try await http.execute(request, deadline: deadline ?? .now() + .hours(24))
+                        response = try await http.execute(request, deadline: limit)
                     } catch {
+                        if probing, let error = error as? HTTPClientError, error == .deadlineExceeded {
+                            throw RegistryError(.tls, "no TLS answer from \(target.apiHost)")
+                        }
                         throw transportError(error, host: URLParts(url)?.authority ?? target.apiHost)
                     }
                     if !isAbsolute && schemes.count > 1 {

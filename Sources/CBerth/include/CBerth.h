@@ -156,5 +156,6 @@ int berth_cap_last_cap(void);
 ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t size);
 
 #include "CBerthBPF.h"
+#include "CBerthUnpack.h"
 
 #endif

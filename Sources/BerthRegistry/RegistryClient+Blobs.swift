@@ -63,6 +63,9 @@ extension RegistryClient {
                 throw RegistryError(.invalidResponse, "registry \(target.registry) sent a bad range for \(subject)")
             }
             skip = delivered - start
+        case 416 where delivered > 0:
+            _ = try? await answer.response.body.collect(upTo: 64 * 1024)
+            throw RegistryError(.sizeMismatch, "size mismatch for \(digest) (expected \(size) bytes, got \(delivered))")
         default:
             throw await statusError(answer, .blob(subject), registry: target.registry)
         }
@@ -93,8 +96,9 @@ extension RegistryClient {
             progress?(BlobProgress(digest: digest, completed: delivered, total: size))
         }
         if delivered < size {
-            // A short body: resumable, like a dropped connection.
-            throw RegistryError(.unreachable, "cannot reach registry \(target.apiHost): the download of \(digest) stopped after \(delivered) of \(size) bytes")
+            // The body ended cleanly (a dropped connection is an error from
+            // the iterator): the registry's blob is shorter than the descriptor says.
+            throw RegistryError(.sizeMismatch, "size mismatch for \(digest) (expected \(size) bytes, got \(delivered))")
         }
     }
 

@@ -110,6 +110,10 @@ package final class RegistryClient: Sendable {
                 decompression: .disabled
             )
             configuration.httpVersion = .automatic
+            // One connection attempt per request: our own retries back off,
+            // and a refused connection should fail now, not after the
+            // connect timeout of the pool's silent retries.
+            configuration.connectionPool.retryConnectionEstablishment = false
             let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
             state.http = http
             return http
@@ -373,7 +377,7 @@ package final class RegistryClient: Sendable {
     }
 
     static func oneLine(_ text: String) -> String {
-        let flattened = text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).joined(separator: " ")
+        let flattened = text.split(whereSeparator: \.isNewline).joined(separator: " ")
         return flattened.count > 200 ? String(flattened.prefix(200)) + "…" : flattened
     }
 

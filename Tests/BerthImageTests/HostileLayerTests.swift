@@ -76,8 +76,7 @@ let hostileLayers: [HostileLayer] = [
         defer { sandbox.remove() }
         let tar = try tarBytes(hostile.layer.map { $0.resolving(sentinel: sandbox.sentinel) })
         let before = sandbox.snapshotOutside()
-        var options = LayerUnpackOptions.testing(openat2: openat2)
-        options.preserveOwnership = isRoot
+        let options = LayerUnpackOptions.testing(openat2: openat2)
         switch hostile.outcome {
         case .fails(let message):
             let error = #expect(throws: ImageError.self) { try sandbox.unpack(tar, .none, options: options) }

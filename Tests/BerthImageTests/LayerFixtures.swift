@@ -211,11 +211,28 @@ struct LayerSandbox {
 }
 
 extension LayerUnpackOptions {
-    static func testing(openat2: Bool, rootless: Bool = false) -> LayerUnpackOptions {
+    /// As berth would unpack here: root's options as root, rootless ones in a
+    /// user namespace (or as an ordinary user, without ownership).
+    static func testing(openat2: Bool, rootless: Bool = !isHostRoot) -> LayerUnpackOptions {
         var options = LayerUnpackOptions.defaults(rootless: rootless)
         options.useOpenat2 = openat2
+        options.preserveOwnership = canChown
         return options
     }
 }
 
-let isRoot = getuid() == 0
+/// Root of the initial user namespace: device nodes and trusted.* xattrs work.
+let isHostRoot: Bool = {
+    guard getuid() == 0, let map = try? Files.readString("/proc/self/uid_map") else { return false }
+    return map.split(whereSeparator: { $0 == " " || $0 == "\n" }) == ["0", "0", "4294967295"]
+}()
+
+/// Whether files can be given other owners (root, or uid 0 of a user
+/// namespace with subordinate ids mapped, as rootless berth runs).
+let canChown: Bool = {
+    let directory = TemporaryDirectory("chown")
+    defer { directory.remove() }
+    let path = directory.subpath("probe")
+    guard (try? Files.write(path, "")) != nil else { return false }
+    return chown(path, 1000, 1001) == 0
+}()

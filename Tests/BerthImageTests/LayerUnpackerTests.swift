@@ -4,6 +4,7 @@ import Glibc
 @testable import BerthImage
 import BerthOCI
 import BerthOS
+import BerthTestSupport
 import CBerth
 import Dispatch
 import Testing
@@ -174,6 +175,30 @@ let everyKindLayer: [Fixture] = [
         let result = try sandbox.unpack(stream, .gzip, options: .testing(openat2: true))
         #expect(result.diffID == sha256(tar))
         #expect(try Files.readString(sandbox.root + "/b") == "two")
+    }
+
+    @Test(.enabled(if: Files.exists("/usr/bin/tar")))
+    func sparseFilesKeepTheirHoles() throws {
+        let sandbox = LayerSandbox()
+        defer { sandbox.remove() }
+        let source = TemporaryDirectory("sparse")
+        defer { source.remove() }
+        let file = try FileDescriptor.open(source.subpath("sparse"), O_WRONLY | O_CREAT)
+        try file.writeAll("head")
+        _ = lseek(file.rawValue, (10 << 20) - 4, SEEK_SET)
+        try file.writeAll("tail")
+        file.close()
+        let made = try Subprocess.run("/usr/bin/tar", arguments: ["tar", "--sparse", "--format=pax", "-C", source.path,
+                                                                  "-cf", source.subpath("layer.tar"), "sparse"], environment: [])
+        #expect(made.status == .exited(0))
+        let tar = try Files.read(source.subpath("layer.tar"))
+        let result = try sandbox.unpack(tar, .none, options: .testing(openat2: true))
+        #expect(result.diffID == sha256(tar))
+        let st = try #require(sandbox.lstat("sparse"))
+        #expect(st.st_size == 10 << 20 && st.st_blocks < 1024)
+        let contents = try Files.read(sandbox.root + "/sparse")
+        #expect(contents.prefix(4).elementsEqual("head".utf8) && contents.suffix(4).elementsEqual("tail".utf8))
+        #expect(contents[4..<(contents.count - 4)].allSatisfy { $0 == 0 })
     }
 
     @Test func nonUTF8NamesReachTheFileSystemUnchanged() throws {

@@ -147,7 +147,7 @@ package enum LayerUnpacker {
     }
 
     static func hexDigits(_ byte: UInt8) -> String {
-        let digits = Array("0123456789abcdef")
+        let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
         return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
     }
 }

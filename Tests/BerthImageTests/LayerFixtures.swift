@@ -158,7 +158,12 @@ struct LayerSandbox {
         try! Files.write(directory.subpath("sentinel/target"), "target")
     }
 
-    func remove() { directory.remove() }
+    /// Removes everything, read-only directories and non-UTF-8 names included.
+    func remove() {
+        guard let parent = try? FileDescriptor.open("/tmp", BERTH_O_PATH | O_DIRECTORY) else { return }
+        defer { parent.close() }
+        forceRemove(parent, Array(directory.path.dropFirst("/tmp/".count).utf8))
+    }
 
     /// Unpacks `stream` (already compressed as `compression`) into the root,
     /// reading it from a file next to the root.
@@ -236,3 +241,25 @@ let canChown: Bool = {
     guard (try? Files.write(path, "")) != nil else { return false }
     return chown(path, 1000, 1001) == 0
 }()
+
+/// rm -rf of `name` in `parent` by raw bytes, making directories writable first.
+func forceRemove(_ parent: FileDescriptor, _ name: [UInt8]) {
+    let path = cString(name)
+    var st = stat()
+    guard fstatat(parent.rawValue, path, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
+    if st.st_mode & S_IFMT == S_IFDIR {
+        _ = fchmodat(parent.rawValue, path, 0o700, 0)
+        if let directory = try? openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW), let stream = fdopendir(directory.rawValue) {
+            var children: [[UInt8]] = []
+            while let entry = readdir(stream) {
+                let child = withUnsafeBytes(of: entry.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+                if child != [0x2e] && child != [0x2e, 0x2e] { children.append(child) }
+            }
+            for child in children { forceRemove(directory, child) }
+            closedir(stream)
+        }
+        _ = unlinkat(parent.rawValue, path, AT_REMOVEDIR)
+    } else {
+        _ = unlinkat(parent.rawValue, path, 0)
+    }
+}

@@ -65,9 +65,11 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 	done
 	first=$(head -n1 "$BATS_TEST_TMPDIR/counts" | cut -d: -f2)
 	while read -r line; do assert_eq "${line#*:}" "$first"; done <"$BATS_TEST_TMPDIR/counts"
-	# Same uncompressed layer: one unpacked copy shared by the three images.
+	# The same config: one image with three names, and one unpacked layer.
 	run b images -q
-	assert_eq "${#lines[@]}" 3
+	assert_eq "${#lines[@]}" 1
+	run b images --format '{{.Tag}}'
+	assert_eq "$(sort <<<"$output" | tr '\n' ' ')" "docker uncompressed zstd "
 	assert_eq "$(ls "$STATE/layers" | wc -l)" 1
 }
 
@@ -81,7 +83,7 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 	pull --platform linux/arm64 "$R/test/busybox:multi"
 	run b image inspect --format '{{.Architecture}}' "$R/test/busybox:multi"
 	assert_eq "$output" "arm64"
-	run --separate-stderr b pull --tls-verify=false --platform linux/s390x "$R/test/busybox:multi"
+	run --separate-stderr b pull -q --tls-verify=false --platform linux/s390x "$R/test/busybox:multi"
 	assert_fails_with "no image for platform linux/s390x"
 }
 
@@ -135,7 +137,7 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 	assert_status 0
 	run b images --format '{{.Repository}}'
 	assert_eq "$output" "registry.invalid/test/busybox"
-	run --separate-stderr b pull blocked.invalid/test/busybox
+	run --separate-stderr b pull -q blocked.invalid/test/busybox
 	assert_fails_with "blocked"
 	run --separate-stderr b pull -q 'registries.conf[' 
 	assert_fails_with "invalid image reference"
@@ -145,16 +147,16 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 }
 
 @test "pull errors: unknown image, unknown tag, unreachable registry, bad reference; nothing left behind" {
-	run --separate-stderr b pull --tls-verify=false "$R/test/nosuch"
+	run --separate-stderr b pull -q --tls-verify=false "$R/test/nosuch"
 	assert_fails_with "$R/test/nosuch"
 	[[ "$status" -eq 125 ]] || fail "exit $status, want 125"
-	run --separate-stderr b pull --tls-verify=false "$R/test/busybox:nosuchtag"
+	run --separate-stderr b pull -q --tls-verify=false "$R/test/busybox:nosuchtag"
 	assert_fails_with "manifest unknown"
-	run --separate-stderr b pull --tls-verify=false 127.0.0.1:1/x/y
+	run --separate-stderr b pull -q --tls-verify=false 127.0.0.1:1/x/y
 	assert_fails_with "cannot reach registry 127.0.0.1:1"
-	run --separate-stderr b pull BadName
+	run --separate-stderr b pull -q BadName
 	assert_fails_with "invalid image reference"
-	run --separate-stderr b pull "$R/test/busybox"
+	run --separate-stderr b pull -q "$R/test/busybox"
 	assert_fails_with "$R"
 	[[ -z "$(leftovers)" ]] || fail "tmp/ not empty: $(leftovers)"
 	assert_eq "$(ls "$STATE/images" 2>/dev/null | wc -l)" 0
@@ -190,7 +192,7 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 	assert_status 0
 	assert_contains "$stderr" "Writing manifest"
 	digest=$(skopeo inspect --tls-verify=false --raw "docker://$repo:v1" | sha256sum | cut -d' ' -f1)
-	assert_eq "$(b images --format '{{.Digest}}')" "sha256:$digest"
+	assert_eq "$(b image inspect --format '{{.Digest}}' "$repo:v1")" "sha256:$digest"
 	run --separate-stderr b push --tls-verify=false "$repo:v1"
 	assert_contains "$stderr" "skipped: already exists"
 	run --separate-stderr b push --tls-verify=false --chunk-size 64k "$R/test/busybox" "$repo-chunked:v1"
@@ -206,14 +208,14 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 registry_with_auth() { # MODE: start a second registry with auth, copy busybox into it
 	local dir="$BATS_TEST_TMPDIR/reg-$1"
 	AR=$("$BERTH_REPO/scripts/registry" start --auth "$1" "$dir")
-	berth_defer "'$BERTH_REPO/scripts/registry' stop '$dir'"
+	berth_defer "$BERTH_REPO/scripts/registry" stop "$dir"
 	skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-creds berth:s3cret \
 		"docker://$R/test/busybox:latest" "docker://$AR/private/busybox:latest"
 }
 
 @test "auth: basic — 401 without credentials, --creds, login/logout through the auth file" {
 	registry_with_auth basic
-	run --separate-stderr b pull --tls-verify=false "$AR/private/busybox"
+	run --separate-stderr b pull -q --tls-verify=false "$AR/private/busybox"
 	assert_fails_with "authentication required"
 	run --separate-stderr b pull -q --tls-verify=false --creds berth:wrong "$AR/private/busybox"
 	assert_fails_with "invalid username or password"
@@ -227,7 +229,7 @@ registry_with_auth() { # MODE: start a second registry with auth, copy busybox i
 	pull "$AR/private/busybox"
 	b logout "$AR"
 	b rmi -a
-	run --separate-stderr b pull --tls-verify=false "$AR/private/busybox"
+	run --separate-stderr b pull -q --tls-verify=false "$AR/private/busybox"
 	assert_fails_with "authentication required"
 	run --separate-stderr b logout "$AR"
 	assert_fails_with "not logged into"

@@ -3,6 +3,8 @@ import Glibc
 #endif
 import ArgumentParser
 import BerthOS
+import BerthImage
+import BerthRegistry
 import BerthRuntime
 
 struct Berth: ParsableCommand {
@@ -21,6 +23,9 @@ struct Berth: ParsableCommand {
         ]
     )
 }
+
+/// podman's commands exit 125 on berth's own errors; runc's exit 1.
+let imageCommands: Set<String> = ["pull", "push", "images", "image", "tag", "rmi", "save", "load", "import", "login", "logout", "info", "system", "unshare"]
 
 func main() -> Int32 {
     let arguments = Array(CommandLine.arguments.dropFirst())
@@ -55,7 +60,13 @@ func main() -> Int32 {
         return exit.code
     } catch let error as RuntimeError {
         globalOptions.report(error.message)
-        return 1
+        return imageCommands.contains(rest.first ?? "") ? 125 : 1
+    } catch let error as ImageError {
+        globalOptions.report(error.message)
+        return 125
+    } catch let error as RegistryError {
+        globalOptions.report(error.message)
+        return 125
     } catch {
         let code = Berth.exitCode(for: error)
         if code == .success {
@@ -65,7 +76,7 @@ func main() -> Int32 {
         }
         let message = Berth.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
         globalOptions.report(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
-        return 1
+        return imageCommands.contains(rest.first ?? "") ? 125 : 1
     }
 }
 

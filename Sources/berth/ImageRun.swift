@@ -40,9 +40,22 @@ struct ImageRunOptions: ParsableArguments {
 enum ImageRun {
     /// Whether `berth run ARGS` means an image (not runc's bundle run).
     static func applies(_ arguments: [String]) -> Bool {
-        if arguments.contains(where: { $0 == "-b" || $0 == "--bundle" || $0.hasPrefix("--bundle=") }) { return false }
+        // Flags only runc's `run` has.
+        let runcOnly: Set<String> = ["-b", "--bundle", "--pid-file", "--console-socket", "--no-pivot", "--preserve-fds",
+                                     "--no-new-keyring", "--no-subreaper", "--keep"]
+        let runcValued: Set<String> = ["-b", "--bundle", "--pid-file", "--console-socket", "--preserve-fds"]
+        if arguments.contains(where: { runcOnly.contains($0.split(separator: "=", maxSplits: 1).first.map(String.init) ?? $0) }) {
+            return false
+        }
         if arguments.contains("--help") || arguments.contains("-h") { return false }
-        let positional = arguments.filter { !$0.hasPrefix("-") }
+        var positional: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if runcValued.contains(argument) { index += 2; continue }
+            if !argument.hasPrefix("-") { positional.append(argument) }
+            index += 1
+        }
         if Files.exists("config.json") && positional.count <= 1 { return false }
         return !positional.isEmpty
     }

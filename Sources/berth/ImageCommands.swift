@@ -57,6 +57,22 @@ func awaitResult<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) 
     return try box.result!.get()
 }
 
+/// Runs `body` with a registry client and always shuts the client down.
+func withRegistryClient<T: Sendable>(_ options: RegistryClient.Options,
+                                     _ body: @escaping @Sendable (RegistryClient) async throws -> T) throws -> T {
+    try awaitResult {
+        let client = RegistryClient(options: options)
+        do {
+            let result = try await body(client)
+            try? await client.shutdown()
+            return result
+        } catch {
+            try? await client.shutdown()
+            throw error
+        }
+    }
+}
+
 /// `--tls-verify=false` and friends.
 struct RegistryFlags: ParsableArguments {
     @Option(name: .customLong("tls-verify"), help: "Require HTTPS with a verified certificate (false: plain HTTP or unverified HTTPS).")
@@ -124,18 +140,10 @@ func pullImage(_ reference: String, platform: Platform, clientOptions: RegistryC
     let registries = try ImageContext.registries()
     let progress = PullProgress(quiet: quiet)
     let rootless = ImageContext.rootless
-    return try awaitResult {
-        let client = RegistryClient(options: clientOptions)
-        do {
-            let puller = ImagePuller(store: store, client: client, registries: registries, rootless: rootless,
-                                     report: { progress.event($0) })
-            let record = try await puller.pull(reference, platform: platform)
-            try? await client.shutdown()
-            return record
-        } catch {
-            try? await client.shutdown()
-            throw error
-        }
+    return try withRegistryClient(clientOptions) { client in
+        let puller = ImagePuller(store: store, client: client, registries: registries, rootless: rootless,
+                                 report: { progress.event($0) })
+        return try await puller.pull(reference, platform: platform)
     }
 }
 
@@ -233,18 +241,10 @@ struct PushCommand: ParsableCommand {
         let registries = try ImageContext.registries()
         let options = try registry.clientOptions()
         let quiet = quiet
-        let digest = try awaitResult {
-            let client = RegistryClient(options: options)
-            do {
-                let pusher = ImagePusher(store: store, client: client, registries: registries, chunkSize: chunk,
-                                         report: { line in if !quiet { try? FileDescriptor.standardError.writeAll(line + "\n") } })
-                let digest = try await pusher.push(record, to: reference)
-                try? await client.shutdown()
-                return digest
-            } catch {
-                try? await client.shutdown()
-                throw error
-            }
+        let digest = try withRegistryClient(options) { client in
+            let pusher = ImagePusher(store: store, client: client, registries: registries, chunkSize: chunk,
+                                     report: { line in if !quiet { try? FileDescriptor.standardError.writeAll(line + "\n") } })
+            return try await pusher.push(record, to: reference)
         }
         if let digestFile { try? Files.writeAtomically(digestFile, Array(digest.description.utf8)) }
     }
@@ -517,15 +517,8 @@ struct LoginCommand: ParsableCommand {
         let credentials = Credentials(username: username, password: secret)
         let insecure = tlsVerify == false || ((try? ImageContext.registries().registry(for: ImageReference(registry: host, repository: "x")))??.insecure ?? false)
         let verify = tlsVerify ?? true
-        try awaitResult {
-            let client = RegistryClient(options: RegistryClient.Options(tlsVerify: verify))
-            do {
-                try await client.ping(registry: host, insecure: insecure, credentials: credentials)
-                try? await client.shutdown()
-            } catch {
-                try? await client.shutdown()
-                throw error
-            }
+        try withRegistryClient(RegistryClient.Options(tlsVerify: verify)) { client in
+            try await client.ping(registry: host, insecure: insecure, credentials: credentials)
         }
         try AuthFile.login(host, credentials: credentials)
         printOut("Login Succeeded!")

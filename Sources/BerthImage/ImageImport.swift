@@ -73,6 +73,16 @@ package struct ImageImporter: Sendable {
     }
 
     package func importTarball(_ path: String, name: ImageReference?, changes: [String], message: String?) async throws -> ImageRecord {
+        let (inner, compression, mediaType) = try ImageImporter.prepare(path, changes: changes)
+        let ingest = LayerIngest(store: store, rootless: rootless)
+        let layer = try await ingest.ingest(chainID: nil, parent: nil, compression: compression, mediaType: mediaType,
+                                            expected: nil, diffID: nil, source: LayerIngest.fileSource(path))
+        return try finish(layer, inner: inner, mediaType: mediaType, name: name, comment: message ?? "imported from \(path)")
+    }
+
+    /// The config from `--change`, and the layer's compression (synchronous
+    /// work kept out of the async function).
+    static func prepare(_ path: String, changes: [String]) throws -> (ImageConfiguration.Config, LayerCompression, String) {
         var inner = ImageConfiguration.Config()
         try ImageImporter.apply(changes, to: &inner)
         let compression = try ImageImporter.sniffCompression(path)
@@ -82,14 +92,16 @@ package struct ImageImporter: Sendable {
         case .zstd: mediaType = MediaType.ociLayerZstd
         case .none: mediaType = MediaType.ociLayer
         }
-        let ingest = LayerIngest(store: store, rootless: rootless)
-        let layer = try await ingest.ingest(chainID: nil, parent: nil, compression: compression, mediaType: mediaType,
-                                            expected: nil, diffID: nil, source: LayerIngest.fileSource(path))
+        return (inner, compression, mediaType)
+    }
+
+    func finish(_ layer: LayerIngest.Result, inner: ImageConfiguration.Config, mediaType: String, name: ImageReference?,
+                comment: String) throws -> ImageRecord {
         let now = ImageStore.timestamp()
         var config = ImageConfiguration(architecture: Platform.host.architecture, os: "linux", variant: Platform.host.variant,
                                         config: inner, rootfs: .init(diffIDs: [layer.diffID]))
         config.created = now
-        config.history = [.init(created: now, createdBy: "berth import", comment: message ?? "imported from \(path)")]
+        config.history = [.init(created: now, createdBy: "berth import", comment: comment)]
         let configBytes = try ImageImporter.encode(config)
         let configDigest = try store.writeBlob(configBytes)
         let manifest = ImageManifest(
@@ -103,6 +115,7 @@ package struct ImageImporter: Sendable {
             layers: [.init(chainID: layer.diffID, diffID: layer.diffID, blob: layer.blob, mediaType: mediaType,
                            compressedSize: layer.compressedSize, size: layer.size)],
             created: now, added: now, platform: config.platform)
+        let store = self.store
         return try store.withLock { () throws -> ImageRecord in
             guard store.hasLayer(layer.diffID) else { throw ImageError("the imported layer disappeared (a concurrent prune?); import again") }
             try store.save(record)

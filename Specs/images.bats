@@ -339,3 +339,15 @@ registry_with_auth() { # MODE: start a second registry with auth, copy busybox i
 	run b info --format json
 	jq -e '.store.graphDriverName == "overlay"' <<<"$output"
 }
+
+@test "rootfs: fuse-overlayfs when forced (the fallback for kernels without overlayfs in user namespaces)" {
+	[[ -r /dev/fuse && -w /dev/fuse ]] || skip "/dev/fuse is not usable by $(id -un) on this host"
+	command -v fuse-overlayfs >/dev/null || skip "fuse-overlayfs is not installed"
+	pull "$R/test/layers"
+	BERTH_STORAGE_DRIVER=fuse-overlayfs run b run --rm "$R/test/layers" sh -c 'grep " / / " /proc/self/mountinfo; ls -A /opaque'
+	assert_status 0
+	assert_contains "${lines[0]}" "fuse-overlayfs"
+	assert_eq "${lines[1]}" "new"
+	BERTH_STORAGE_DRIVER=fuse-overlayfs run b info
+	assert_contains "$output" "rootfs: fuse-overlayfs"
+}

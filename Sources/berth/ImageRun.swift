@@ -164,6 +164,17 @@ enum ImageRun {
             layersDirectory: store.layersDirectory,
             lower: record.layers.reversed().map { "\($0.chainID.hex)/diff" },
             upper: directory + "/upper", work: directory + "/work", userxattr: rootless)
+        if driver == .fuseOverlayfs {
+            // The container's init runs fuse-overlayfs after it has entered its
+            // cgroup, whose device program must let it open /dev/fuse.
+            var resources: [String: JSONValue] = [:]
+            if case let .object(existing)? = spec.linux?.resources { resources = existing }
+            var devices: [JSONValue] = []
+            if case let .array(existing)? = resources["devices"] { devices = existing }
+            devices.append(.object(["allow": .bool(true), "type": .string("c"), "major": .integer(10), "minor": .integer(229), "access": .string("rwm")]))
+            resources["devices"] = .array(devices)
+            spec.linux?.resources = .object(resources)
+        }
         var annotations = spec.annotations ?? [:]
         annotations[RootfsOverlay.annotation] = String(decoding: try JSONEncoder().encode(overlay), as: UTF8.self)
         annotations["run.berth.image"] = record.id.description

@@ -54,6 +54,10 @@ leftovers() { ls -A "$STATE/tmp" 2>/dev/null; }
 	run b run --rm "$R/test/busybox" ls /bin/new
 	[[ "$status" -ne 0 ]]
 	b run --rm "$R/test/busybox" ls /bin/ls
+	# What the container made as another user is removed with it (rootless:
+	# those files belong to a subordinate id).
+	b run --rm "$R/test/busybox" sh -c 'mkdir /tmp/x && touch /tmp/x/f && chown -R 1000:1000 /tmp/x && chmod 700 /tmp/x'
+	assert_eq "$(ls -A "$STATE/containers")" ""
 }
 
 @test "pull: Docker schema2, zstd and uncompressed layers give the same files" {

@@ -95,7 +95,7 @@ enum ImageRun {
             throw RuntimeError(.invalidArgument, "image \(record.id.short) has an invalid config")
         }
         let container = try ImageRun.prepare(record: record, config: config, options: options, store: store, rootless: rootless)
-        defer { Files.removeTree(container.directory) }
+        defer { ImageRun.remove(container.directory, rootless: rootless) }
         var launch = LaunchOptions(id: container.id, bundle: container.directory, mode: .runForeground)
         launch.cgroupMode = globalOptions.cgroups
         return try Launcher.launch(launch, paths: RuntimePaths(root: nil))
@@ -187,6 +187,16 @@ enum ImageRun {
         encoder.outputFormatting = [.sortedKeys]
         try Files.writeAtomically(directory + "/config.json", Array(try encoder.encode(spec)), mode: 0o600)
         return Prepared(id: id, directory: directory)
+    }
+
+    /// Removes a container's directory. Rootless, what the container made
+    /// as another of its users belongs to a subordinate id the caller may not
+    /// remove: that part goes through `berth unshare rm -rf`.
+    static func remove(_ directory: String, rootless: Bool) {
+        Files.removeTree(directory)
+        guard rootless, Files.exists(directory) else { return }
+        _ = try? Subprocess.run("/proc/self/exe", arguments: ["berth", "unshare", "rm", "-rf", "--", directory],
+                                environment: currentEnvironment())
     }
 
     static func newID() -> String {

@@ -355,3 +355,25 @@ registry_with_auth() { # MODE: start a second registry with auth, copy busybox i
 	BERTH_STORAGE_DRIVER=fuse-overlayfs run b info
 	assert_contains "$output" "rootfs: fuse-overlayfs"
 }
+
+@test "rootfs: a copy of the layers when forced (the last fallback), whiteouts and owners applied" {
+	pull "$R/test/layers"
+	BERTH_STORAGE_DRIVER=copy run b run --rm "$R/test/layers" sh -c '
+		ls -A /data | tr "\n" " "; echo
+		ls -A /opaque
+		stat -c "%i" /data/b /data/b-hardlink | uniq | wc -l
+		stat -c "%a %u:%g" /data/setuid /data/owned
+		echo changed > /data/b'
+	assert_status 0
+	assert_eq "${lines[0]}" "b b-hardlink owned setuid symlink xattr "
+	assert_eq "${lines[1]}" "new"
+	assert_eq "${lines[2]}" "1"
+	assert_eq "${lines[3]}" "4755 0:0"
+	assert_eq "${lines[4]}" "640 1000:1000"
+	# The layers themselves are untouched, and the copy goes with the container.
+	run b run --rm "$R/test/layers" cat /data/b
+	assert_eq "$output" "b"
+	assert_eq "$(ls -A "$STATE/containers")" ""
+	BERTH_STORAGE_DRIVER=copy run b info
+	assert_contains "$output" "rootfs: copy"
+}

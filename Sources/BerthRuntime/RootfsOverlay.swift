@@ -23,6 +23,8 @@ public struct RootfsOverlay: Codable, Equatable, Sendable {
         case overlay
         /// fuse-overlayfs, for kernels whose overlayfs refuses user namespaces.
         case fuseOverlayfs = "fuse-overlayfs"
+        /// No overlay at all: the layers copied into `upper`, which is bound on root.path.
+        case copy
     }
 
     public var driver: Driver
@@ -74,6 +76,21 @@ public struct RootfsOverlay: Codable, Equatable, Sendable {
             throw RuntimeError(.invalidArgument, "too many layers for one overlay mount (\(lower.count))")
         }
         switch driver {
+        case .copy:
+            let destination = open(upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard destination >= 0 else { throw RuntimeError.system("open \(upper)", Errno.current) }
+            defer { close(destination) }
+            for layer in lower.reversed() {
+                let source = open(layer, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+                guard source >= 0 else { throw RuntimeError.system("open layer \(layer)", Errno.current) }
+                defer { close(source) }
+                do { try RootfsCopy.apply(layer: source, onto: destination) } catch {
+                    throw RuntimeError(.failed, "copy layer \(layer): \(error.message)")
+                }
+            }
+            try step("bind mount \(upper) on \(target)") { () throws(Errno) in
+                try BerthOS.mount(source: upper, target: target, type: nil, flags: UInt(MS_BIND | MS_REC))
+            }
         case .overlay:
             try step("mount overlay on \(target)") { () throws(Errno) in
                 try BerthOS.mount(source: "overlay", target: target, type: "overlay", flags: 0, data: opts)

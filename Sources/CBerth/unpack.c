@@ -23,6 +23,10 @@ ssize_t berth_fgetxattr(int fd, const char *name, void *value, size_t size) {
     return fgetxattr(fd, name, value, size);
 }
 
+ssize_t berth_flistxattr(int fd, char *list, size_t size) {
+    return flistxattr(fd, list, size);
+}
+
 // struct xattr_args of <linux/xattr.h> (6.13), which older headers lack.
 struct berth_xattr_args {
     uint64_t value;

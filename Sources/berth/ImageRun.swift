@@ -160,7 +160,7 @@ enum ImageRun {
         let directory = store.root + "/containers/" + id
         let driver = RootfsDriver.detect(rootless: rootless)
         let overlay = RootfsOverlay(
-            driver: driver == .fuseOverlayfs ? .fuseOverlayfs : .overlay,
+            driver: driver == .fuseOverlayfs ? .fuseOverlayfs : driver == .copy ? .copy : .overlay,
             layersDirectory: store.layersDirectory,
             lower: record.layers.reversed().map { "\($0.chainID.hex)/diff" },
             upper: directory + "/upper", work: directory + "/work", userxattr: rootless)

@@ -8,6 +8,7 @@
 /// <sys/xattr.h> is not in Glibc's module map: xattrs on an open descriptor.
 int berth_fsetxattr(int fd, const char *name, const void *value, size_t size);
 ssize_t berth_fgetxattr(int fd, const char *name, void *value, size_t size);
+ssize_t berth_flistxattr(int fd, char *list, size_t size);
 
 /// An xattr on `name` in the directory open at `dirfd`, never following a
 /// final symlink (symlinks, devices and fifos cannot be opened for

@@ -305,6 +305,7 @@ registry_with_auth() { # MODE: start a second registry with auth, copy busybox i
 	# Let it get into the layers.
 	for _ in $(seq 100); do [[ -n "$(ls -A "$STATE/tmp" 2>/dev/null)" ]] && break; sleep 0.05; done
 	sleep 0.3
+	kill -0 "$pid" 2>/dev/null || fail "the pull ended before it could be killed: nothing was interrupted"
 	pkill -9 -P "$pid" berth 2>/dev/null || true
 	kill -9 "$pid" 2>/dev/null || true
 	wait "$pid" || true

@@ -79,16 +79,12 @@ package struct ImagePuller: Sendable {
             let committed: ImageRecord? = try store.withLock { () throws -> ImageRecord? in
                 guard chainIDs.allSatisfy({ store.hasLayer($0) }), layers.allSatisfy({ store.hasBlob($0.blob) }),
                       store.hasBlob(manifest.config.digest), store.hasBlob(resolved.digest) else { return nil }
-                let name = reference.digest == nil || reference.tag != nil
-                    ? ImageReference(registry: endpoint.reference.registry == reference.registry ? reference.registry : reference.registry,
-                                     repository: reference.repository, tag: reference.tag ?? ImageReference.defaultTag).description
-                    : nil
-                // A name from an unqualified search is the registry it was found in.
-                let shownName = name.map { _ in
-                    ImageReference(registry: resolvedRegistry(reference, endpoint), repository: resolvedRepository(reference, endpoint),
-                                   tag: reference.tag ?? ImageReference.defaultTag).description
-                }
-                let repoDigest = "\(resolvedRegistry(reference, endpoint))/\(resolvedRepository(reference, endpoint))@\(resolved.indexDigest ?? resolved.digest)"
+                // A name from an unqualified search is the registry it was found
+                // in; a reference by digest alone gets no name.
+                let registry = resolvedRegistry(reference, endpoint), repository = resolvedRepository(reference, endpoint)
+                let shownName = reference.digest != nil && reference.tag == nil ? nil
+                    : ImageReference(registry: registry, repository: repository, tag: reference.tag ?? ImageReference.defaultTag).description
+                let repoDigest = "\(registry)/\(repository)@\(resolved.indexDigest ?? resolved.digest)"
                 var record = store.image(manifest.config.digest) ?? ImageRecord(
                     id: manifest.config.digest, names: [], digests: [], manifestDigest: resolved.digest,
                     manifestMediaType: resolved.mediaType, indexDigest: resolved.indexDigest, layers: layers,

@@ -38,16 +38,6 @@ struct LayerPath: Equatable, Sendable {
     }
 }
 
-/// A NUL-terminated copy of raw bytes for a system call.
-@inline(__always)
-func cString(_ bytes: some Collection<UInt8>) -> [CChar] {
-    var result = [CChar]()
-    result.reserveCapacity(bytes.count + 1)
-    for byte in bytes { result.append(CChar(bitPattern: byte)) }
-    result.append(0)
-    return result
-}
-
 /// The layer's directory, the only place the unpacker writes: every parent
 /// directory is resolved with openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS),
 /// so `..` and symlinks (absolute or relative, however chained) resolve as if

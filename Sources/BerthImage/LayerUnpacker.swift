@@ -133,7 +133,7 @@ package enum LayerUnpacker {
         }
         try writer.finish()
         try stream.finish()
-        return LayerUnpackResult(diffID: Digest(hex: stream.hasher.finalize().map { hexDigits($0) }.joined()),
+        return LayerUnpackResult(diffID: Digest(bytes: stream.hasher.finalize()),
                                  uncompressedSize: stream.size, entries: entries)
     }
 
@@ -144,11 +144,6 @@ package enum LayerUnpacker {
         if text.hasSuffix(".") { text.removeLast() }
         guard let first = text.first else { return "unreadable tar archive" }
         return first.lowercased() + text.dropFirst()
-    }
-
-    static func hexDigits(_ byte: UInt8) -> String {
-        let digits: [Character] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "a", "b", "c", "d", "e", "f"]
-        return String([digits[Int(byte >> 4)], digits[Int(byte & 0xf)]])
     }
 }
 

@@ -446,7 +446,7 @@ struct LayerWriter {
         var text = ""
         for scalar in String(decoding: bytes.prefix(512), as: UTF8.self).unicodeScalars {
             if scalar.value < 0x20 || scalar.value == 0x7f {
-                text += "\\x" + LayerUnpacker.hexDigits(UInt8(scalar.value))
+                text += "\\x" + Digest.hex([UInt8(scalar.value)])
             } else {
                 text.unicodeScalars.append(scalar)
             }
@@ -460,38 +460,4 @@ struct LayerWriter {
 func openAt(_ directory: FileDescriptor, _ name: [UInt8], _ flags: Int32, mode: mode_t = 0) throws(Errno) -> FileDescriptor {
     let path = cString(name)
     return FileDescriptor(rawValue: try retryOnInterrupt { berth_openat(directory.rawValue, path, flags | O_CLOEXEC, UInt32(mode)) })
-}
-
-/// Removes `name` in `parent` whatever it is, a directory with everything
-/// in it; never follows a symlink. Absent is fine.
-func removeEntry(_ parent: FileDescriptor, _ name: [UInt8]) throws(Errno) {
-    let path = cString(name)
-    var st = Glibc.stat()
-    if fstatat(parent.rawValue, path, &st, AT_SYMLINK_NOFOLLOW) != 0 {
-        if Errno.current == .noSuchFile { return }
-        throw Errno.current
-    }
-    if (st.st_mode & S_IFMT) == S_IFDIR {
-        let directory = try openAt(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW)
-        guard let stream = fdopendir(directory.rawValue) else {
-            let error = Errno.current
-            directory.close()
-            throw error
-        }
-        var children: [[UInt8]] = []
-        while let entry = readdir(stream) {
-            let child = withUnsafeBytes(of: entry.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
-            if child != Array(".".utf8) && child != Array("..".utf8) { children.append(child) }
-        }
-        do {
-            for child in children { try removeEntry(directory, child) }
-        } catch {
-            closedir(stream)
-            throw error
-        }
-        closedir(stream)
-        _ = try check(unlinkat(parent.rawValue, path, AT_REMOVEDIR))
-    } else if unlinkat(parent.rawValue, path, 0) != 0 && Errno.current != .noSuchFile {
-        throw Errno.current
-    }
 }

@@ -170,16 +170,7 @@ package struct ImageStore: Sendable {
         return Digest(hex: hexString(hasher.finalize()))
     }
 
-    package static func hexString(_ digest: some Sequence<UInt8>) -> String {
-        let table = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(64)
-        for byte in digest {
-            out.append(table[Int(byte >> 4)])
-            out.append(table[Int(byte & 0xf)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    package static func hexString(_ digest: some Sequence<UInt8>) -> String { Digest.hex(digest) }
 
     /// The layer chain IDs of an image's diff IDs (image-spec: chainID(n) =
     /// sha256(chainID(n-1) + " " + diffID(n))).

@@ -75,6 +75,22 @@ public struct Digest: Hashable, Comparable, Codable, Sendable, CustomStringConve
         self.init(algorithm: algorithm, hex: hex)
     }
 
+    /// A digest from the hash function's output bytes.
+    public init(algorithm: String = "sha256", bytes: some Sequence<UInt8>) {
+        self.init(algorithm: algorithm, hex: Digest.hex(bytes))
+    }
+
+    /// Lowercase hex of `bytes`, as digests and diagnostics write them.
+    public static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var output: [UInt8] = []
+        for byte in bytes {
+            output.append(digits[Int(byte >> 4)])
+            output.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: output, as: UTF8.self)
+    }
+
     public var description: String { "\(algorithm):\(hex)" }
     /// The first 12 hex digits, as `images` shows IDs.
     public var short: String { String(hex.prefix(12)) }

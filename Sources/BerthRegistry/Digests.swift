@@ -27,16 +27,7 @@ struct DigestHasher {
         return BerthOCI.Digest(algorithm: algorithm, hex: DigestHasher.hex(bytes))
     }
 
-    static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count * 2)
-        for byte in bytes {
-            output.append(digits[Int(byte >> 4)])
-            output.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: output, as: UTF8.self)
-    }
+    static func hex(_ bytes: [UInt8]) -> String { BerthOCI.Digest.hex(bytes) }
 
     /// The digest of `bytes` with `algorithm` (sha256 by default).
     static func digest(_ bytes: [UInt8], algorithm: String = "sha256") throws(RegistryError) -> BerthOCI.Digest {

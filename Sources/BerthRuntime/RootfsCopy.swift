@@ -15,22 +15,8 @@ enum RootfsCopy {
 
     /// Copies `layer` (a directory) over `destination`.
     static func apply(layer: Int32, onto destination: Int32) throws(Failure) {
-        var links: [String: String] = [:]
-        try copyDirectory(layer, destination, root: destination, path: "", links: &links)
-    }
-
-    static func names(_ fd: Int32) -> [String] {
-        let copy = dup(fd)
-        guard copy >= 0, let dir = fdopendir(copy) else { return [] }
-        defer { closedir(dir) }
-        var result: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
-            if name != "." && name != ".." { result.append(name) }
-        }
-        return result
+        var links: [String: [CChar]] = [:]
+        try copyDirectory(layer, destination, root: destination, path: [], links: &links)
     }
 
     static func isOpaque(_ fd: Int32) -> Bool {
@@ -42,28 +28,23 @@ enum RootfsCopy {
     }
 
     /// Removes `name` in `directory`, recursively, without following links.
-    static func remove(_ name: String, in directory: Int32) {
-        var st = stat()
-        guard fstatat(directory, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { return }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            let fd = openat(directory, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
-            if fd >= 0 {
-                for child in names(fd) { remove(child, in: fd) }
-                close(fd)
-            }
-            _ = unlinkat(directory, name, AT_REMOVEDIR)
-        } else {
-            _ = unlinkat(directory, name, 0)
-        }
+    static func remove(_ name: [CChar], in directory: Int32) {
+        try? removeEntry(FileDescriptor(rawValue: directory), name.dropLast().map { UInt8(bitPattern: $0) })
     }
 
-    static func copyDirectory(_ source: Int32, _ destination: Int32, root: Int32, path: String,
-                              links: inout [String: String]) throws(Failure) {
-        for name in names(source) {
+    static func copyDirectory(_ source: Int32, _ destination: Int32, root: Int32, path: [UInt8],
+                              links: inout [String: [CChar]]) throws(Failure) {
+        let entries: [[UInt8]]
+        do { entries = try directoryEntries(FileDescriptor(rawValue: source)) } catch {
+            throw Failure(message: "list \(String(decoding: path, as: UTF8.self)): \(error)")
+        }
+        for entryName in entries {
+            let name = cString(entryName)
             var st = stat()
             guard fstatat(source, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
             let kind = st.st_mode & S_IFMT
-            let relative = path.isEmpty ? name : path + "/" + name
+            let relativeBytes = path.isEmpty ? entryName : path + [UInt8(ascii: "/")] + entryName
+            let relative = String(decoding: relativeBytes, as: UTF8.self)
             // A whiteout hides what lower layers had.
             if kind == S_IFCHR && st.st_rdev == 0 {
                 remove(name, in: destination)
@@ -88,7 +69,7 @@ enum RootfsCopy {
                 let to = openat(destination, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard to >= 0 else { throw Failure(message: "open \(relative): \(Errno.current)") }
                 defer { close(to) }
-                try copyDirectory(from, to, root: root, path: relative, links: &links)
+                try copyDirectory(from, to, root: root, path: relativeBytes, links: &links)
                 copyAttributes(from, to)
                 finish(to, st)
             case S_IFREG:
@@ -97,7 +78,7 @@ enum RootfsCopy {
                     continue  // the same inode earlier in this layer: a hard link
                 }
                 try copyFile(source, destination, name: name, relative: relative, st)
-                if st.st_nlink > 1 { links[key] = relative }
+                if st.st_nlink > 1 { links[key] = cString(relativeBytes) }
             case S_IFLNK:
                 var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let n = readlinkat(source, name, &buffer, buffer.count - 1)
@@ -116,7 +97,7 @@ enum RootfsCopy {
         }
     }
 
-    static func copyFile(_ source: Int32, _ destination: Int32, name: String, relative: String, _ st: stat) throws(Failure) {
+    static func copyFile(_ source: Int32, _ destination: Int32, name: [CChar], relative: String, _ st: stat) throws(Failure) {
         let from = openat(source, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)
         guard from >= 0 else { throw Failure(message: "open layer file \(relative): \(Errno.current)") }
         defer { close(from) }

@@ -24,11 +24,10 @@ package struct SubordinateIDs: Equatable, Sendable {
     }
 
     package static func current(subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") -> SubordinateIDs {
-        let uid = getuid(), gid = getgid()
+        let uid = getuid()
         let user = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } } ?? String(uid)
         let uids = (try? Files.readString(subuid)).map { parse($0, user: user, id: uid) } ?? []
         let gids = (try? Files.readString(subgid)).map { parse($0, user: user, id: uid) } ?? []
-        _ = gid
         return SubordinateIDs(uids: uids, gids: gids)
     }
 

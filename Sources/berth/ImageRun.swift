@@ -179,13 +179,18 @@ enum ImageRun {
         annotations[RootfsOverlay.annotation] = String(decoding: try JSONEncoder().encode(overlay), as: UTF8.self)
         annotations["run.berth.image"] = record.id.description
         spec.annotations = annotations
-        for dir in [directory + "/upper", directory + "/work", directory + "/rootfs"] {
-            try Files.makeDirectories(dir, mode: 0o700)
+        do {
+            for dir in [directory + "/upper", directory + "/work", directory + "/rootfs"] {
+                try Files.makeDirectories(dir, mode: 0o700)
+            }
+            chmod(directory + "/upper", 0o755)
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try Files.writeAtomically(directory + "/config.json", Array(try encoder.encode(spec)), mode: 0o600)
+        } catch {
+            Files.removeTree(directory)
+            throw RuntimeError(.failed, "cannot prepare the container in \(directory): \(error)")
         }
-        chmod(directory + "/upper", 0o755)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        try Files.writeAtomically(directory + "/config.json", Array(try encoder.encode(spec)), mode: 0o600)
         return Prepared(id: id, directory: directory)
     }
 

@@ -115,7 +115,7 @@ func compress(_ bytes: [UInt8], _ compression: LayerCompression) -> [UInt8] {
 }
 
 func sha256(_ bytes: [UInt8]) -> BerthOCI.Digest {
-    BerthOCI.Digest(hex: SHA256.hash(data: bytes).map { LayerUnpacker.hexDigits($0) }.joined())
+    BerthOCI.Digest(bytes: SHA256.hash(data: bytes))
 }
 
 /// A raw ustar header block (for what TarWriter refuses to write).

@@ -4,7 +4,7 @@ import PackageDescription
 // berth: one static binary that is both a podman-style engine and a
 // runc-compatible OCI runtime. Dependencies point downward only:
 // CBerth/CSeccomp/CCap/CArchive/CCompress → BerthOS → BerthOCI →
-// BerthRuntime, BerthImage, BerthRegistry → berth.
+// BerthRuntime, BerthImage, BerthRegistry → BerthEngine → berth.
 let package = Package(
     name: "berth",
     platforms: [.macOS(.v15)],
@@ -41,10 +41,13 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // Containers as users see them: records, names, image config + flags
+        // → Spec, the detached monitor, logs, volumes.
+        .target(name: "BerthEngine", dependencies: ["BerthOS", "BerthOCI", "BerthRuntime", "BerthImage", "CBerth"]),
         .executableTarget(
             name: "berth",
             dependencies: [
-                "BerthRuntime", "BerthOCI", "BerthOS", "BerthImage", "BerthRegistry",
+                "BerthRuntime", "BerthOCI", "BerthOS", "BerthImage", "BerthRegistry", "BerthEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -54,6 +57,7 @@ let package = Package(
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthOCI", "BerthOS", "BerthTestSupport"]),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthOCI"]),
+        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthOCI", "BerthOS", "BerthTestSupport"]),
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOCI", "BerthOS", "BerthTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

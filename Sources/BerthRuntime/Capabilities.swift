@@ -7,7 +7,7 @@ import CBerth
 import CCap
 
 /// Linux capabilities through libcap: the five sets of process.capabilities.
-enum Capabilities {
+package enum Capabilities {
     static let names = [
         "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
         "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
@@ -18,6 +18,14 @@ enum Capabilities {
         "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
         "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ]
+
+    /// The canonical CAP_ name, nil for a name no kernel has.
+    package static func canonical(_ name: String) -> String? {
+        number(of: name).map { names[$0] }
+    }
+
+    /// Every capability this kernel has.
+    package static var all: [String] { Array(names.prefix(lastCap + 1)) }
 
     static func number(of name: String) -> Int? {
         let upper = name.uppercased()

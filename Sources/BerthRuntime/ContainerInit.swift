@@ -19,8 +19,12 @@ struct ContainerInit {
     let dieWithParent: Bool
     let cgroupDirectory: String?
     let seccomp: CompiledSeccomp?
+    var stdio: [Int32]? = nil
 
     func run() -> Never {
+        if let stdio {
+            for (target, fd) in stdio.prefix(3).enumerated() where fd != Int32(target) { _ = dup2(fd, Int32(target)) }
+        }
         do {
             try body()
         } catch {
@@ -94,6 +98,9 @@ struct ContainerInit {
         if dieWithParent {
             // Foreground run: if berth is killed, the container goes with it.
             _ = berth_prctl(BERTH_PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0)
+        }
+        if spec.annotations?[ContainerInitProcess.annotation] == "true" {
+            ContainerInitProcess.fork(channel: channel)
         }
         let error = ProcessSetup.exec(prepared)
         throw RuntimeError(.failed, "exec \"\(prepared.path)\": \(error) in the container")

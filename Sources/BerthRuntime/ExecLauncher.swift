@@ -22,6 +22,10 @@ public struct ExecOptions: Sendable {
     public var noNewPrivileges = false
     public var preserveFDs = 0
     public var capabilities: [String] = []
+    /// As for a launch: the exec'd process's stdio, and who reads it.
+    public var stdio: [Int32]? = nil
+    public var observer: (any LaunchObserver)? = nil
+    public var outputs: [FileDescriptor] = []
 
     public init(id: String) { self.id = id }
 }
@@ -104,6 +108,9 @@ public enum ExecLauncher {
         if child == 0 {
             parentEnd.close()
             let childChannel = SyncChannel(childEnd)
+            if let stdio = options.stdio {
+                for (target, fd) in stdio.prefix(3).enumerated() where fd != Int32(target) { _ = dup2(fd, Int32(target)) }
+            }
             do throws(RuntimeError) {
                 for (name, flag, fd) in toJoin where name != "user" && name != "pid" {
                     if berth_setns(fd.rawValue, flag) != 0 {
@@ -162,7 +169,7 @@ public enum ExecLauncher {
         // What the launch parsed and compiled is garbage now: give the heap
         // back before waiting, since this process lives as long as the container.
         _ = berth_malloc_trim()
-        return Supervisor(pid: child, master: master).wait().shellCode
+        return Supervisor(pid: child, master: master, outputs: options.outputs, observer: options.observer).wait().shellCode
     }
 
     /// The process to run: --process JSON, or the container's own process

@@ -19,12 +19,31 @@ public struct LaunchOptions: Sendable {
     public var cgroupMode = CgroupMode.enabled
     /// runc's --systemd-cgroup: linux.cgroupsPath is `slice:prefix:name`.
     public var systemdCgroup = false
+    /// Descriptors the container's init puts on its stdin, stdout and stderr
+    /// (the engine's log pipes); nil: berth's own.
+    public var stdio: [Int32]? = nil
+    /// Told when a foreground run's process runs and when it has ended, and
+    /// given what it writes (through `outputs` or its terminal).
+    public var observer: (any LaunchObserver)? = nil
+    /// Read ends the supervisor relays to the observer: stdout, then stderr.
+    public var outputs: [FileDescriptor] = []
 
     public init(id: String, bundle: String?, mode: Mode) {
         self.id = id
         self.bundle = bundle
         self.mode = mode
     }
+}
+
+/// What the engine (its foreground run, or the detached monitor) learns
+/// from a foreground launch.
+public protocol LaunchObserver: AnyObject, Sendable {
+    /// The container's process has been exec'd.
+    func started(pid: pid_t, startTime: UInt64)
+    /// Output: stream 1 is stdout (and a terminal), 2 is stderr.
+    func output(stream: Int, bytes: ArraySlice<UInt8>)
+    /// It has exited (before the runtime state is removed).
+    func finished(status: ExitStatus, oomKilled: Bool)
 }
 
 /// The parent side of a launch: validate, create the state directory,
@@ -135,7 +154,7 @@ public enum Launcher {
             parentEnd.close()
             ContainerInit(bundle: bundle, channel: SyncChannel(childEnd), execFifo: execFifo, rlimits: rlimits,
                           noPivot: options.noPivot, preserveFDs: options.preserveFDs, dieWithParent: foreground,
-                          cgroupDirectory: cgroupDirectory, seccomp: seccomp).run()
+                          cgroupDirectory: cgroupDirectory, seccomp: seccomp, stdio: options.stdio).run()
         }
         let cloneError = Errno.current
         childEnd.close()
@@ -216,12 +235,15 @@ public enum Launcher {
         state = record.state(in: directory)
         try? HookRunner.run(.poststart, spec: spec, state: state, warn: warn)
         if options.mode == .runDetached { return 0 }
+        options.observer?.started(pid: pid, startTime: record.startTime)
 
         // What the launch parsed and compiled is garbage now: give the heap
         // back before waiting, since this process lives as long as the container.
         _ = berth_malloc_trim()
-        let status = Supervisor(pid: pid, master: master).wait()
-        if let group = record.cgroup, CgroupStatsReader.oomKills(directory: group) > 0 {
+        let status = Supervisor(pid: pid, master: master, outputs: options.outputs, observer: options.observer).wait()
+        let oomKilled = record.cgroup.map { CgroupStatsReader.oomKills(directory: $0) > 0 } ?? false
+        options.observer?.finished(status: status, oomKilled: oomKilled)
+        if let group = record.cgroup, oomKilled {
             warn("container \"\(options.id)\": the kernel's OOM killer killed a process (memory.max \(Cgroups.words(group + "/memory.max").first ?? "?"))")
         }
         Operations.destroy(directory: directory, record: record, warn: warn)

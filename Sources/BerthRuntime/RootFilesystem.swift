@@ -44,6 +44,7 @@ struct RootFilesystem {
         }
         let root = try step("open rootfs \(bundle.rootfs)") { () throws(Errno) in try SecureRoot(path: bundle.rootfs) }
         defer { root.close() }
+        try bundle.overlay?.copyUpVolumes(root: root)
         var devIsHostBind = false
         for entry in spec.mounts ?? [] {
             try mountEntry(entry, root: root)

@@ -37,6 +37,21 @@ public struct RootfsOverlay: Codable, Equatable, Sendable {
     public var work: String
     /// Overlay xattrs in the user.* namespace (rootless layers are unpacked so).
     public var userxattr: Bool
+    /// Named volumes to fill from the image on their first mount (docker's
+    /// copy-up): done by the init once the root is mounted, as the
+    /// container's root, so owners and modes come across as the image has them.
+    public var copyUp: [CopyUp]? = nil
+
+    public struct CopyUp: Codable, Equatable, Sendable {
+        /// The path in the container.
+        public var path: String
+        /// The volume's data directory on the host.
+        public var volume: String
+        public init(path: String, volume: String) {
+            self.path = path
+            self.volume = volume
+        }
+    }
 
     public init(driver: Driver, layersDirectory: String, lower: [String], upper: String, work: String, userxattr: Bool) {
         self.driver = driver
@@ -64,6 +79,29 @@ public struct RootfsOverlay: Codable, Equatable, Sendable {
         var text = "lowerdir=\(lower.joined(separator: ":")),upperdir=\(upper),workdir=\(work)"
         if userxattr && driver == .overlay { text += ",userxattr" }
         return text
+    }
+
+    /// Copies what the image has at each copy-up path into its volume while
+    /// the volume is empty. The image side is resolved inside `root`, never
+    /// following a link out of it.
+    func copyUpVolumes(root: SecureRoot) throws(RuntimeError) {
+        for entry in copyUp ?? [] {
+            guard let source = try? root.open(entry.path, O_RDONLY | O_DIRECTORY) else { continue }
+            defer { source.close() }
+            let destination = open(entry.volume, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
+            guard destination >= 0 else { throw RuntimeError.system("open volume \(entry.volume)", Errno.current) }
+            defer { close(destination) }
+            guard let existing = try? directoryEntries(FileDescriptor(rawValue: destination)), existing.isEmpty else { continue }
+            do { try RootfsCopy.apply(layer: source.rawValue, onto: destination) } catch {
+                throw RuntimeError(.failed, "copy \(entry.path) of the image into its volume: \(error.message)")
+            }
+            // The volume's top takes the image directory's owner and mode.
+            var st = stat()
+            if fstat(source.rawValue, &st) == 0 {
+                _ = fchown(destination, st.st_uid, st.st_gid)
+                _ = fchmod(destination, st.st_mode & 0o7777)
+            }
+        }
     }
 
     /// Mounts the overlay on `target` (called by the container's init).

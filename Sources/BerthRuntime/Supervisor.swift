@@ -11,6 +11,9 @@ import CBerth
 struct Supervisor {
     let pid: pid_t
     let master: FileDescriptor?
+    /// Pipes of the process's stdout and stderr, relayed to the observer.
+    var outputs: [FileDescriptor] = []
+    var observer: (any LaunchObserver)? = nil
 
     func wait() -> ExitStatus {
         let signals = FileDescriptor(rawValue: berth_signalfd_all())
@@ -27,11 +30,13 @@ struct Supervisor {
         defer { if savedTerminal != nil { _ = berth_tty_restore(0, savedTerminal) } }
         var readStdin = master != nil
         var readMaster = master != nil
+        var openOutputs = outputs
         var buffer = [UInt8](repeating: 0, count: 32768)
         while true {
             var fds = [pollfd(fd: signals.rawValue, events: Int16(POLLIN), revents: 0)]
             if readStdin { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             if readMaster, let master { fds.append(pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0)) }
+            for output in openOutputs { fds.append(pollfd(fd: output.rawValue, events: Int16(POLLIN), revents: 0)) }
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 { if Errno.current == .interrupted { continue }; break }
             for entry in fds where entry.revents != 0 {
@@ -44,7 +49,8 @@ struct Supervisor {
                         _ = Glibc.kill(pid, signal)
                     }
                     if let status = reap() {
-                        if let master { drain(master, &buffer) }
+                        if let master { drain(master, stream: 1, &buffer) }
+                        for output in openOutputs { drain(output, stream: stream(of: output), &buffer) }
                         return status
                     }
                 } else if entry.fd == 0 {
@@ -58,7 +64,15 @@ struct Supervisor {
                         readMaster = false
                         continue
                     }
-                    try? FileDescriptor.standardOutput.writeAll(buffer[0..<n])
+                    emit(1, buffer[0..<n])
+                } else if let output = openOutputs.first(where: { $0.rawValue == entry.fd }) {
+                    let n = buffer.withUnsafeMutableBytes { Glibc.read(output.rawValue, $0.baseAddress, $0.count) }
+                    if n < 0 && (Errno.current == .interrupted || Errno.current == .wouldBlock) { continue }
+                    if n <= 0 {
+                        openOutputs.removeAll { $0.rawValue == output.rawValue }
+                        continue
+                    }
+                    emit(stream(of: output), buffer[0..<n])
                 }
             }
         }
@@ -74,11 +88,26 @@ struct Supervisor {
         return result
     }
 
-    private func drain(_ master: FileDescriptor, _ buffer: inout [UInt8]) {
+    private func stream(of output: FileDescriptor) -> Int {
+        outputs.first?.rawValue == output.rawValue ? 1 : 2
+    }
+
+    private func emit(_ stream: Int, _ bytes: ArraySlice<UInt8>) {
+        if let observer {
+            observer.output(stream: stream, bytes: bytes)
+        } else {
+            try? FileDescriptor.standardOutput.writeAll(bytes)
+        }
+    }
+
+    /// What is still buffered once the process has exited (non-blocking:
+    /// a pipe another process still holds open must not stall the exit).
+    private func drain(_ fd: FileDescriptor, stream: Int, _ buffer: inout [UInt8]) {
+        try? fd.setNonBlocking(true)
         while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(master.rawValue, $0.baseAddress, $0.count) }
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd.rawValue, $0.baseAddress, $0.count) }
             if n <= 0 { return }
-            try? FileDescriptor.standardOutput.writeAll(buffer[0..<n])
+            emit(stream, buffer[0..<n])
         }
     }
 

@@ -9,6 +9,8 @@ import BerthRuntime
 /// here, once, and read by the commands.
 struct GlobalOptions: Sendable {
     var root: String?
+    /// The engine's runtime state (podman's --runroot); runc's is --root.
+    var runroot: String?
     var log: String?
     var logFormat = "text"
     var debug = false
@@ -17,7 +19,7 @@ struct GlobalOptions: Sendable {
     var cgroups = CgroupMode.enabled
 
     /// Flags that take a value, and flags accepted for runc compatibility.
-    static let valued: Set<String> = ["root", "log", "log-format", "criu", "rootless", "cgroups"]
+    static let valued: Set<String> = ["root", "runroot", "log", "log-format", "criu", "rootless", "cgroups"]
     static let switches: Set<String> = ["debug", "systemd-cgroup"]
 
     /// Splits `arguments` into the globals and the rest (command onwards):
@@ -30,6 +32,7 @@ struct GlobalOptions: Sendable {
         }
         var options = GlobalOptions()
         options.root = flags.value("root")
+        options.runroot = flags.value("runroot")
         options.log = flags.value("log")
         options.rootless = flags.value("rootless")
         options.debug = flags.has("debug")

@@ -7,6 +7,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import ArgumentParser
+import BerthEngine
 import BerthImage
 import BerthOCI
 import BerthOS
@@ -553,7 +554,7 @@ struct UnshareCommand: ParsableCommand {
         if arguments.isEmpty { arguments = [getenv("SHELL").map { String(cString: $0) } ?? "/bin/sh"] }
         let path = arguments[0].contains("/") ? arguments[0] : (["/usr/local/bin/", "/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"]
             .map { $0 + arguments[0] }.first { access($0, X_OK) == 0 } ?? arguments[0])
-        let error = execute(path: path, arguments: arguments, environment: ImageRun.currentEnvironment())
+        let error = execute(path: path, arguments: arguments, environment: Engine.environment())
         throw RuntimeError(.notFound, "\(arguments[0]): \(error)")
     }
 }

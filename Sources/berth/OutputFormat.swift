@@ -47,11 +47,11 @@ struct OutputFormat {
                 switch part {
                 case let .text(text): line += text
                 case let .field(name):
-                    guard let value = values[name] else { throw Error(message: "template: can't evaluate field \(name)") }
+                    guard let value = lookup(values, name) else { throw Error(message: "template: can't evaluate field \(name)") }
                     line += plain(value)
                 case let .json(name):
                     if let name {
-                        guard let value = values[name] else { throw Error(message: "template: can't evaluate field \(name)") }
+                        guard let value = lookup(values, name) else { throw Error(message: "template: can't evaluate field \(name)") }
                         line += value.jsonText(pretty: false)
                     } else {
                         line += object(row).jsonText(pretty: false)
@@ -64,6 +64,17 @@ struct OutputFormat {
     }
 
     enum Part { case text(String), field(String), json(String?) }
+
+    /// `Name` or a path into nested objects: `State.Status`.
+    static func lookup(_ values: [String: JSONValue], _ path: String) -> JSONValue? {
+        let keys = path.split(separator: ".").map(String.init)
+        guard let first = keys.first, var value = values[first] else { return nil }
+        for key in keys.dropFirst() {
+            guard case let .object(object) = value, let next = object[key] else { return nil }
+            value = next
+        }
+        return value
+    }
 
     static func parse(_ template: String) throws(Error) -> [Part] {
         var parts: [Part] = []

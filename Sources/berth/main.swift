@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import BerthOS
+import BerthEngine
 import BerthImage
 import BerthRegistry
 import BerthRuntime
@@ -20,12 +21,65 @@ struct Berth: ParsableCommand {
             PullCommand.self, PushCommand.self, ImagesCommand.self, ImageCommand.self, TagCommand.self, RmiCommand.self,
             SaveCommand.self, LoadCommand.self, ImportCommand.self, LoginCommand.self, LogoutCommand.self, InfoCommand.self,
             SystemCommand.self, UnshareCommand.self,
+            StopCommand.self, RestartCommand.self, RmCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self,
+            RenameCommand.self, PortCommand.self, ContainerCommand.self,
         ]
     )
 }
 
+/// The podman-style commands, for command lines `EngineDispatch` gives the
+/// engine (run, create, start, kill, exec and ps mean runc's otherwise).
+struct EngineRoot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "berth",
+        subcommands: [
+            EngineRunCommand.self, EngineCreateCommand.self, EngineStartCommand.self, EngineKillCommand.self,
+            EngineExecCommand.self, EnginePsCommand.self,
+        ]
+    )
+}
+
+/// Which `berth` a command line means: the engine's (images, names) or
+/// runc's (bundles, ids in the runtime state).
+enum EngineDispatch {
+    static let engineOnly: Set<String> = ["stop", "restart", "rm", "inspect", "logs", "wait", "rename", "port", "container",
+                                          "volume", "attach", "top", "stats", "cp", "commit", "export"]
+
+    static func isEngine(_ rest: [String]) -> Bool {
+        guard let command = rest.first else { return false }
+        let arguments = Array(rest.dropFirst())
+        if arguments.contains("--help") || arguments.contains("-h") {
+            return ["run", "create", "ps", "start", "kill", "exec"].contains(command)
+        }
+        let positional = arguments.filter { !$0.hasPrefix("-") }
+        let runtimeHas = { (id: String) in Operations.exists(id, paths: globalOptions.paths) }
+        switch command {
+        case "run", "create":
+            return ImageRun.applies(arguments)
+        case "start":
+            if arguments.contains(where: { ["-a", "--attach", "-i", "--interactive", "-ai", "-ia"].contains($0) }) { return true }
+            return positional.count != 1 || !runtimeHas(positional[0])
+        case "kill":
+            if arguments.contains(where: { $0 == "-s" || $0.hasPrefix("--signal") || $0 == "--all" && positional.isEmpty }) { return true }
+            guard let first = positional.first else { return true }
+            return !runtimeHas(first)
+        case "exec":
+            let engineFlags: Set<String> = ["-i", "--interactive", "-w", "--workdir", "--privileged", "-it", "-ti", "--env-file"]
+            if arguments.contains(where: { engineFlags.contains($0.split(separator: "=").first.map(String.init) ?? $0) }) { return true }
+            // The container is the first word that is not a flag's value: good enough to ask the runtime.
+            guard let first = positional.first else { return false }
+            return !runtimeHas(first)
+        case "ps":
+            return positional.isEmpty
+        default:
+            return false
+        }
+    }
+}
+
 /// podman's commands exit 125 on berth's own errors; runc's exit 1.
-let imageCommands: Set<String> = ["pull", "push", "images", "image", "tag", "rmi", "save", "load", "import", "login", "logout", "info", "system", "unshare"]
+let imageCommands: Set<String> = Set(["pull", "push", "images", "image", "tag", "rmi", "save", "load", "import", "login", "logout", "info", "system", "unshare"])
+    .union(EngineDispatch.engineOnly)
 
 func main() -> Int32 {
     let arguments = Array(CommandLine.arguments.dropFirst())
@@ -36,31 +90,31 @@ func main() -> Int32 {
         GlobalOptions().report(error.message)
         return 1
     }
-    do throws(RuntimeError) {
-        if let code = try FastPath.run(rest) { return code }
-    } catch {
-        globalOptions.report(error.message)
-        return 1
-    }
-    if rest.first == "run", ImageRun.applies(Array(rest.dropFirst())) {
-        do {
-            return try ImageRun.run(Array(rest.dropFirst()))
-        } catch let exit as ExitCode_ {
-            return exit.code
+    let engine = EngineDispatch.isEngine(rest)
+    if !engine {
+        do throws(RuntimeError) {
+            if let code = try FastPath.run(rest) { return code }
         } catch {
-            globalOptions.report("\(error)")
-            return 125
+            globalOptions.report(error.message)
+            return 1
         }
     }
+    let podmanStyle = engine || imageCommands.contains(rest.first ?? "")
     do {
-        var command = try Berth.parseAsRoot(rest)
+        var command = engine ? try EngineRoot.parseAsRoot(rest) : try Berth.parseAsRoot(rest)
         try command.run()
         return 0
     } catch let exit as ExitCode_ {
         return exit.code
+    } catch let failure as CommandFailure {
+        globalOptions.report(failure.message)
+        return failure.code
+    } catch let error as EngineError {
+        globalOptions.report(error.message)
+        return 125
     } catch let error as RuntimeError {
         globalOptions.report(error.message)
-        return imageCommands.contains(rest.first ?? "") ? 125 : 1
+        return podmanStyle ? 125 : 1
     } catch let error as ImageError {
         globalOptions.report(error.message)
         return 125
@@ -68,15 +122,15 @@ func main() -> Int32 {
         globalOptions.report(error.message)
         return 125
     } catch {
-        let code = Berth.exitCode(for: error)
+        let code = engine ? EngineRoot.exitCode(for: error) : Berth.exitCode(for: error)
         if code == .success {
             // --help / --version
-            printOut(Berth.fullMessage(for: error))
+            printOut(engine ? EngineRoot.fullMessage(for: error) : Berth.fullMessage(for: error))
             return 0
         }
-        let message = Berth.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+        let message = (engine ? EngineRoot.message(for: error) : Berth.message(for: error)).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
         globalOptions.report(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
-        return imageCommands.contains(rest.first ?? "") ? 125 : 1
+        return podmanStyle ? 125 : 1
     }
 }
 

@@ -1,0 +1,226 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthOS
+
+/// A container as the engine keeps it: what was asked for (config) and
+/// what became of it (state). Stored as `containers/<id>/container.json`
+/// in the store, next to its overlay directories, config.json and log.
+package struct Container: Codable, Sendable {
+    package var id: String
+    package var name: String
+    /// RFC 3339 with nanoseconds, UTC.
+    package var created: String
+    /// The image as the user named it, and its id (config digest).
+    package var image: String
+    package var imageID: String
+    package var config: ContainerConfig
+    package var state: ContainerState
+    package var restartCount = 0
+
+    package var shortID: String { String(id.prefix(12)) }
+}
+
+package struct RestartPolicy: Codable, Sendable, Equatable {
+    /// no, on-failure, always, unless-stopped
+    package var name: String
+    package var maximumRetryCount: Int
+
+    package init(name: String = "no", maximumRetryCount: Int = 0) {
+        self.name = name
+        self.maximumRetryCount = maximumRetryCount
+    }
+
+    /// `no`, `on-failure[:N]`, `always`, `unless-stopped`.
+    package static func parse(_ text: String) throws(EngineError) -> RestartPolicy {
+        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        switch parts.first ?? "" {
+        case "no" where parts.count == 1, "always" where parts.count == 1, "unless-stopped" where parts.count == 1:
+            return RestartPolicy(name: parts[0])
+        case "on-failure":
+            if parts.count == 1 { return RestartPolicy(name: "on-failure") }
+            guard let count = Int(parts[1]), count >= 0 else {
+                throw EngineError(.invalidArgument, "--restart \"\(text)\": the retry count must be a number ≥ 0")
+            }
+            return RestartPolicy(name: "on-failure", maximumRetryCount: count)
+        default:
+            throw EngineError(.invalidArgument, "--restart \"\(text)\": expected no, on-failure[:N], always or unless-stopped")
+        }
+    }
+
+    /// Whether a container that exited with `code` (nil: killed by berth
+    /// stop) is started again, having been restarted `count` times.
+    package func restarts(exitCode: Int32, count: Int) -> Bool {
+        switch name {
+        case "always", "unless-stopped": return true
+        case "on-failure": return exitCode != 0 && (maximumRetryCount == 0 || count < maximumRetryCount)
+        default: return false
+        }
+    }
+}
+
+/// One mount of a container, as `inspect` shows it.
+package struct ContainerMount: Codable, Sendable, Equatable {
+    /// bind, volume or tmpfs
+    package var type: String
+    /// Host path (bind), volume name (volume), empty (tmpfs).
+    package var source: String
+    package var destination: String
+    package var options: [String]
+    package var readOnly: Bool
+    /// An anonymous volume (from the image's VOLUME or `-v /path`): removed with the container by --rm or rm -v.
+    package var anonymous = false
+
+    package init(type: String, source: String, destination: String, options: [String] = [], readOnly: Bool = false, anonymous: Bool = false) {
+        self.type = type
+        self.source = source
+        self.destination = destination
+        self.options = options
+        self.readOnly = readOnly
+        self.anonymous = anonymous
+    }
+}
+
+/// What the container was created with, beyond the Spec in config.json.
+package struct ContainerConfig: Codable, Sendable {
+    package var entrypoint: [String] = []
+    package var cmd: [String] = []
+    package var env: [String] = []
+    package var workingDir = "/"
+    package var user = ""
+    package var hostname = ""
+    package var labels: [String: String] = [:]
+    package var stopSignal = "SIGTERM"
+    package var stopTimeout = 10
+    package var tty = false
+    package var interactive = false
+    package var autoRemove = false
+    package var initProcess = false
+    package var readOnly = false
+    package var network = "none"
+    package var restartPolicy = RestartPolicy()
+    package var mounts: [ContainerMount] = []
+    package var exposedPorts: [String] = []
+    /// Log rotation size in bytes (nil: unlimited).
+    package var logMaxSize: Int64? = nil
+
+    package init() {}
+
+    package var command: [String] { entrypoint + cmd }
+}
+
+package struct ContainerState: Codable, Sendable {
+    /// created, running, exited, removing
+    package var status = "created"
+    package var pid: Int32 = 0
+    /// Start time of `pid` in clock ticks (a recycled pid is never taken for it).
+    package var startTime: UInt64 = 0
+    /// The process that waits for it: the monitor of a detached container,
+    /// or the berth that runs it in the foreground.
+    package var monitorPid: Int32 = 0
+    package var monitorStartTime: UInt64 = 0
+    package var startedAt: String? = nil
+    package var finishedAt: String? = nil
+    /// nil once it has exited: the exit code is unknown (its monitor died).
+    package var exitCode: Int32? = nil
+    package var oomKilled = false
+    package var error: String? = nil
+    /// `berth stop`/`kill` asked for it to end: no restart.
+    package var stopRequested = false
+
+    package init() {}
+}
+
+extension Container {
+    /// Whether its process still lives (same pid, same start time, not a zombie).
+    package var processAlive: Bool {
+        state.pid > 0 && processStartTime(state.pid) == state.startTime && processState(state.pid) != "Z"
+    }
+
+    package var monitorAlive: Bool {
+        state.monitorPid > 0 && processStartTime(state.monitorPid) == state.monitorStartTime && processState(state.monitorPid) != "Z"
+    }
+
+    /// podman's STATUS column: "Created", "Up 3 seconds", "Exited (0) 2 minutes ago".
+    package func statusText(now: Int64 = Timestamps.nowSeconds()) -> String {
+        switch state.status {
+        case "created":
+            return "Created"
+        case "running":
+            let started = state.startedAt.flatMap(Timestamps.seconds(of:)) ?? now
+            return "Up " + Timestamps.humanDuration(now - started)
+        case "paused":
+            return "Paused"
+        case "removing":
+            return "Removing"
+        default:
+            let code = state.exitCode.map(String.init) ?? "unknown"
+            guard let finished = state.finishedAt.flatMap(Timestamps.seconds(of:)) else { return "Exited (\(code))" }
+            return "Exited (\(code)) \(Timestamps.humanDuration(now - finished)) ago"
+        }
+    }
+}
+
+/// RFC 3339 times as the records keep them.
+package enum Timestamps {
+    package static func now() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return format(seconds: Int64(ts.tv_sec), nanoseconds: Int(ts.tv_nsec))
+    }
+
+    package static func nowSeconds() -> Int64 { Int64(time(nil)) }
+
+    package static func format(seconds: Int64, nanoseconds: Int) -> String {
+        var value = time_t(seconds)
+        var tm = Glibc.tm()
+        gmtime_r(&value, &tm)
+        func pad(_ number: Int, _ width: Int) -> String {
+            let text = String(number)
+            return String(repeating: "0", count: max(0, width - text.count)) + text
+        }
+        return "\(pad(Int(tm.tm_year) + 1900, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
+            + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2)).\(pad(nanoseconds, 9))Z"
+    }
+
+    /// Seconds since the epoch of a time this file wrote (UTC, "Z").
+    package static func seconds(of text: String) -> Int64? {
+        let utf8 = Array(text.utf8)
+        guard utf8.count >= 19 else { return nil }
+        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: utf8[range], as: UTF8.self)) }
+        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
+              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
+        var tm = Glibc.tm()
+        tm.tm_year = Int32(year - 1900)
+        tm.tm_mon = Int32(month - 1)
+        tm.tm_mday = Int32(day)
+        tm.tm_hour = Int32(hour)
+        tm.tm_min = Int32(minute)
+        tm.tm_sec = Int32(second)
+        return Int64(timegm(&tm))
+    }
+
+    /// "3 seconds", "About a minute", "5 minutes", "2 hours", "3 days" (docker's wording).
+    package static func humanDuration(_ seconds: Int64) -> String {
+        let s = max(0, seconds)
+        if s < 1 { return "Less than a second" }
+        if s == 1 { return "1 second" }
+        if s < 60 { return "\(s) seconds" }
+        let minutes = s / 60
+        if minutes == 1 { return "About a minute" }
+        if minutes < 60 { return "\(minutes) minutes" }
+        let hours = minutes / 60
+        if hours == 1 { return "About an hour" }
+        if hours < 48 { return "\(hours) hours" }
+        let days = hours / 24
+        if days < 14 { return "\(days) days" }
+        if days < 60 { return "\(days / 7) weeks" }
+        if days < 730 { return "\(days / 30) months" }
+        return "\(days / 365) years"
+    }
+}

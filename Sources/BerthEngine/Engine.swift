@@ -1,0 +1,322 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthImage
+import BerthOCI
+import BerthOS
+import BerthRuntime
+import CBerth
+
+/// Containers as users see them: create from an image, run in the
+/// foreground or under a monitor, stop, kill, remove, wait. Every path to a
+/// process goes through the runtime's Launcher with the container's
+/// directory as the bundle; no other binary is exec'd.
+package struct Engine: Sendable {
+    package let containers: ContainerStore
+    package let runtime: RuntimePaths
+    package let rootless: Bool
+    package var cgroupMode = CgroupMode.enabled
+
+    package init(store: ImageStore, runtime: RuntimePaths, rootless: Bool) {
+        self.containers = ContainerStore(images: store)
+        self.runtime = runtime
+        self.rootless = rootless
+    }
+
+    package var images: ImageStore { containers.images }
+    package var volumes: VolumeStore { VolumeStore(storeRoot: images.root) }
+
+    package static func environment() -> [String] {
+        var result: [String] = []
+        var pointer = berth_environ_pointer()
+        while let entry = pointer?.pointee {
+            result.append(String(cString: entry))
+            pointer = pointer?.advanced(by: 1)
+        }
+        return result
+    }
+
+    // MARK: create
+
+    /// Makes the container: its record, overlay directories and config.json.
+    package func create(_ options: CreateOptions, image: ImageRecord, imageConfig: ImageConfiguration) throws(EngineError) -> Container {
+        if let name = options.name { try ContainerStore.validate(name: name) }
+        let id = ContainerStore.newID()
+        let directory = containers.path(id)
+        let built = try SpecBuilder(id: id, options: options, image: image, imageConfig: imageConfig, store: images, rootless: rootless)
+            .build(directory: directory)
+        let taken = Set(containers.list().map(\.name))
+        var container = Container(id: id, name: options.name ?? ContainerStore.generateName(taken: taken), created: Timestamps.now(),
+                                  image: options.image, imageID: image.id.description, config: built.config, state: ContainerState())
+        if options.name == nil {
+            // Generated: retried if a concurrent create took it meanwhile.
+            for _ in 0..<5 {
+                do {
+                    try write(container, spec: built.spec)
+                    return container
+                } catch let error where error.kind == .exists {
+                    container.name = ContainerStore.generateName(taken: Set(containers.list().map(\.name)))
+                }
+            }
+        }
+        do {
+            try write(container, spec: built.spec)
+        } catch {
+            // Anonymous volumes made for it are not anyone's.
+            for mount in built.config.mounts where mount.anonymous { _ = try? volumes.remove(mount.source, inUseBy: []) }
+            throw error
+        }
+        return container
+    }
+
+    private func write(_ container: Container, spec: Spec) throws(EngineError) {
+        try containers.create(container) { (directory) throws(EngineError) in
+            do {
+                for name in ["upper", "work", "rootfs"] { try Files.makeDirectories(directory + "/" + name, mode: 0o700) }
+                chmod(directory + "/upper", 0o755)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                try Files.writeAtomically(directory + "/config.json", Array(try encoder.encode(spec)), mode: 0o600)
+            } catch {
+                throw EngineError(.failed, "prepare the container in \(directory): \(error)")
+            }
+        }
+    }
+
+    // MARK: state
+
+    /// The record, with what has happened since it was written: a
+    /// container whose process and monitor are both gone has exited, with
+    /// an unknown code if nobody recorded one.
+    package func refresh(_ container: Container) -> Container {
+        guard container.state.status == "running" || container.state.status == "stopping" else { return container }
+        if container.processAlive || container.monitorAlive { return container }
+        // Whoever ran it is gone: record that, once, under the lock.
+        let updated = try? containers.update(container.id) { (record) throws(EngineError) in
+            guard record.state.status == "running" || record.state.status == "stopping" else { return }
+            guard !record.processAlive, !record.monitorAlive else { return }
+            record.state.status = "exited"
+            record.state.exitCode = nil
+            record.state.finishedAt = Timestamps.now()
+            record.state.pid = 0
+        }
+        cleanRuntime(container.id)
+        return updated ?? container
+    }
+
+    /// Removes runtime state (cgroup, state directory) of a container that has ended.
+    package func cleanRuntime(_ id: String) {
+        if Operations.exists(id, paths: runtime) { try? Operations.delete(id, force: true, paths: runtime) }
+    }
+
+    package func list(all: Bool) -> [Container] {
+        containers.list().map(refresh).filter { all || $0.state.status == "running" || $0.state.status == "paused" }
+    }
+
+    package func lookup(_ text: String) throws(EngineError) -> Container {
+        refresh(try containers.lookup(text))
+    }
+
+    // MARK: start
+
+    /// Exit codes as podman's: 125 berth, 126 cannot invoke, 127 not found.
+    package static func exitCode(for error: RuntimeError) -> Int32 {
+        let text = error.message
+        guard text.hasPrefix("exec \"") || text.contains(": exec \"") else { return 125 }
+        if error.code == .notFound || text.contains("not found") || text.contains("No such file") { return 127 }
+        return 126
+    }
+
+    /// Runs a created or exited container in the foreground: berth is the
+    /// container's parent, its stdio the container's (copied to the log
+    /// unless the container is removed at exit). Returns the container's
+    /// exit code, or throws with the code to exit with.
+    package func runForeground(_ container: Container) throws(StartError) -> Int32 {
+        try prepareStart(container)
+        let keepLog = !container.config.autoRemove
+        let log = keepLog ? try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize) : nil
+        let observer = ForegroundObserver(engine: self, container: container, log: log)
+        var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
+        options.cgroupMode = cgroupMode
+        options.observer = observer
+        var pipes: [(read: FileDescriptor, write: FileDescriptor)] = []
+        if keepLog && !container.config.tty {
+            // The container writes into pipes; berth copies them to its own stdout/stderr and the log.
+            for _ in 0..<2 { if let pipe = try? makePipe() { pipes.append(pipe) } }
+            if pipes.count == 2 {
+                options.stdio = [0, pipes[0].write.rawValue, pipes[1].write.rawValue]
+                options.outputs = [pipes[0].read, pipes[1].read]
+                observer.closeAfterStart = [pipes[0].write, pipes[1].write]
+            }
+        }
+        defer { for pipe in pipes { pipe.read.close(); pipe.write.close() } }
+        let code: Int32
+        do {
+            code = try Launcher.launch(options, paths: runtime)
+        } catch {
+            observer.closeLog()
+            try? recordFailure(container, error.message)
+            throw StartError(code: Engine.exitCode(for: error), message: error.message)
+        }
+        observer.closeLog()
+        if container.config.autoRemove { try? remove(containers.load(container.id) ?? container, force: true, volumes: true) }
+        return code
+    }
+
+    /// Checks a container may start, and marks it running-to-be.
+    func prepareStart(_ container: Container) throws(StartError) {
+        let current = refresh(container)
+        if current.state.status == "running" || current.state.status == "paused" {
+            throw StartError(code: 125, message: "container \(container.name) is already running")
+        }
+        if current.state.status == "exited" || current.state.status == "created" {
+            cleanRuntime(container.id)
+        }
+    }
+
+    func recordFailure(_ container: Container, _ message: String) throws(EngineError) {
+        try containers.update(container.id) { (record) throws(EngineError) in
+            record.state.status = record.state.startedAt == nil ? "created" : "exited"
+            record.state.error = message
+            record.state.pid = 0
+            if record.state.startedAt != nil { record.state.exitCode = 127 }
+        }
+    }
+
+    package struct StartError: Error, Sendable {
+        package var code: Int32
+        package var message: String
+    }
+
+    // MARK: stop, kill, wait, remove
+
+    /// Sends the stop signal, waits `timeout` seconds, then SIGKILL; returns once the exit is recorded.
+    package func stop(_ container: Container, timeout: Int?) throws(EngineError) {
+        let current = refresh(container)
+        guard current.state.status == "running" || current.state.status == "paused" else { return }
+        try containers.update(container.id) { (record) throws(EngineError) in record.state.stopRequested = true }
+        let signal = SignalName.parse(current.config.stopSignal) ?? SIGTERM
+        let seconds = timeout ?? current.config.stopTimeout
+        let pidfd = berth_pidfd_open(current.state.pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        try? Operations.kill(current.id, signal: signal, all: false, paths: runtime)
+        if pidfd >= 0 {
+            var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+            if poll(&entry, 1, Int32(seconds * 1000)) == 0 {
+                try? Operations.kill(current.id, signal: SIGKILL, all: true, paths: runtime)
+            }
+        }
+        _ = waitForExit(current, timeout: 10 + Double(seconds))
+    }
+
+    package func kill(_ container: Container, signal: Int32) throws(EngineError) {
+        let current = refresh(container)
+        guard current.state.status == "running" || current.state.status == "paused" else {
+            throw EngineError(.invalidState, "cannot kill container \(current.name): it is not running")
+        }
+        do {
+            try Operations.kill(current.id, signal: signal, all: false, paths: runtime)
+        } catch {
+            throw EngineError(.failed, error.message)
+        }
+    }
+
+    /// Waits until the container has exited (recorded by whoever ran it); returns the refreshed record.
+    @discardableResult
+    package func waitForExit(_ container: Container, timeout: Double? = nil) -> Container? {
+        var waited = 0.0
+        while true {
+            guard let record = containers.load(container.id) else { return nil }
+            let current = refresh(record)
+            if current.state.status != "running" && current.state.status != "stopping" && current.state.status != "paused" {
+                return current
+            }
+            if let timeout, waited >= timeout { return current }
+            usleep(20_000)
+            waited += 0.02
+        }
+    }
+
+    /// Removes a container (killing it first with `force`), and its anonymous volumes with `volumes`.
+    package func remove(_ container: Container, force: Bool, volumes removeVolumes: Bool) throws(EngineError) {
+        var current = refresh(container)
+        if current.state.status == "running" || current.state.status == "paused" {
+            guard force else {
+                throw EngineError(.invalidState, "cannot remove container \(current.name) as it is running: stop it first, or use --force")
+            }
+            _ = try? containers.update(current.id) { (record) throws(EngineError) in record.state.stopRequested = true }
+            try? Operations.kill(current.id, signal: SIGKILL, all: true, paths: runtime)
+            current = waitForExit(current, timeout: 10) ?? current
+        }
+        cleanRuntime(current.id)
+        containers.remove(current.id)
+        guard removeVolumes else { return }
+        for mount in current.config.mounts where mount.type == "volume" && mount.anonymous {
+            if let leftover = (try? volumes.remove(mount.source, inUseBy: usersOf(volume: mount.source))) ?? nil {
+                containers.removeDirectory(leftover)
+            }
+        }
+    }
+
+    /// Containers that mount a volume (short ids).
+    package func usersOf(volume name: String) -> [String] {
+        containers.list().filter { $0.config.mounts.contains { $0.type == "volume" && $0.source == name } }.map(\.id)
+    }
+}
+
+/// The foreground run's view of its container.
+final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
+    let engine: Engine
+    let container: Container
+    var closeAfterStart: [FileDescriptor] = []
+    private var writer: LogWriter?
+
+    init(engine: Engine, container: Container, log: LogWriter?) {
+        self.engine = engine
+        self.container = container
+        self.writer = log
+    }
+
+    func closeLog() {
+        writer?.close()
+        writer = nil
+    }
+
+    func started(pid: pid_t, startTime: UInt64) {
+        for fd in closeAfterStart { fd.close() }
+        closeAfterStart = []
+        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
+            record.state.status = "running"
+            record.state.pid = pid
+            record.state.startTime = startTime
+            record.state.monitorPid = getpid()
+            record.state.monitorStartTime = processStartTime(getpid()) ?? 0
+            record.state.startedAt = Timestamps.now()
+            record.state.finishedAt = nil
+            record.state.exitCode = nil
+            record.state.error = nil
+            record.state.stopRequested = false
+            record.state.oomKilled = false
+        }
+    }
+
+    func output(stream: Int, bytes: ArraySlice<UInt8>) {
+        try? (stream == 2 ? FileDescriptor.standardError : FileDescriptor.standardOutput).writeAll(bytes)
+        writer?.write(stream == 2 ? .stderr : .stdout, bytes)
+    }
+
+    func finished(status: ExitStatus, oomKilled: Bool) {
+        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
+            record.state.status = "exited"
+            record.state.exitCode = status.shellCode
+            record.state.finishedAt = Timestamps.now()
+            record.state.oomKilled = oomKilled
+            record.state.pid = 0
+        }
+    }
+}

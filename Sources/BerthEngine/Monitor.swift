@@ -1,0 +1,178 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import BerthOS
+import BerthRuntime
+import CBerth
+
+/// A detached container's monitor: berth forked (not a second binary),
+/// in a session of its own, as the container's parent. It holds the
+/// container's stdio, writes its log, reaps it, records how it ended, runs
+/// its restart policy and `--rm`, and exits with it. The container dies with
+/// it (its init has PDEATHSIG), so a killed monitor never leaves a
+/// container that nobody watches; the next command records it as exited
+/// with an unknown code.
+extension Engine {
+    /// Starts the container under a new monitor; returns once it runs (or
+    /// throws what kept it from running).
+    package func startDetached(_ container: Container) throws(StartError) {
+        try prepareStart(container)
+        let report: (read: FileDescriptor, write: FileDescriptor)
+        do { report = try makePipe() } catch {
+            throw StartError(code: 125, message: "create a pipe: \(error)")
+        }
+        let pid = fork()
+        if pid < 0 { throw StartError(code: 125, message: "fork the monitor: \(Errno.current)") }
+        if pid == 0 {
+            report.read.close()
+            monitor(container, report: report.write)
+        }
+        report.write.close()
+        defer { report.read.close() }
+        let bytes = (try? report.read.readAll(limit: 1 << 16)) ?? []
+        let text = String(decoding: bytes, as: UTF8.self)
+        if text == "ok" { return }
+        // "error:<code>:<message>"; nothing at all: the monitor died.
+        _ = try? waitForProcess(pid, options: WNOHANG)
+        let parts = text.split(separator: ":", maxSplits: 2).map(String.init)
+        if parts.count == 3, parts[0] == "error", let code = Int32(parts[1]) {
+            throw StartError(code: code, message: parts[2])
+        }
+        throw StartError(code: 125, message: "the monitor of container \(container.shortID) exited before the container started")
+    }
+
+    /// The monitor process: never returns.
+    private func monitor(_ container: Container, report: FileDescriptor) -> Never {
+        _ = setsid()
+        signal(SIGPIPE, SIG_IGN)
+        signal(SIGHUP, SIG_IGN)
+        // Its own messages (warnings) go to a file next to the log.
+        let directory = containers.path(container.id)
+        if let file = try? FileDescriptor.open(directory + "/monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode: 0o600) {
+            _ = dup2(file.rawValue, 1)
+            _ = dup2(file.rawValue, 2)
+            file.close()
+        }
+        var reportFD: FileDescriptor? = report
+        var current = container
+        var attempt = 0
+        while true {
+            let code = monitorOnce(current, report: &reportFD)
+            guard let code else { break } // failed to start
+            guard let record = containers.load(container.id) else { _exit(0) } // removed meanwhile
+            current = record
+            if record.state.stopRequested || !record.config.restartPolicy.restarts(exitCode: code, count: record.restartCount) { break }
+            // Restart with back-off: 100 ms doubling, at most 10 s.
+            let delay = min(10_000_000, 100_000 << min(attempt, 7))
+            usleep(UInt32(delay))
+            attempt += 1
+            guard let again = try? containers.update(container.id, { (record) throws(EngineError) in
+                record.restartCount += 1
+            }), !again.state.stopRequested else { break }
+            current = again
+            cleanRuntime(container.id)
+        }
+        if let final = containers.load(container.id), final.config.autoRemove {
+            try? remove(final, force: true, volumes: true)
+        }
+        _exit(0)
+    }
+
+    /// One run of the container: nil when it could not start.
+    private func monitorOnce(_ container: Container, report: inout FileDescriptor?) -> Int32? {
+        let log = try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize)
+        let observer = MonitorObserver(engine: self, container: container, log: log, report: report)
+        var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
+        options.cgroupMode = cgroupMode
+        options.observer = observer
+        // stdin: an empty pipe (EOF at once), or one kept open with -i.
+        var fds: [FileDescriptor] = []
+        defer { for fd in fds { fd.close() } }
+        guard let input = try? makePipe() else { return nil }
+        fds += [input.read, input.write]
+        if !container.config.interactive { input.write.close(); fds.removeLast() }
+        if !container.config.tty, let out = try? makePipe(), let err = try? makePipe() {
+            fds += [out.read, err.read]
+            options.stdio = [input.read.rawValue, out.write.rawValue, err.write.rawValue]
+            options.outputs = [out.read, err.read]
+            observer.closeAfterStart = [out.write, err.write, input.read]
+        } else {
+            options.stdio = [input.read.rawValue, 1, 2]
+            observer.closeAfterStart = [input.read]
+        }
+        let code: Int32
+        do {
+            code = try Launcher.launch(options, paths: runtime)
+        } catch {
+            for fd in observer.closeAfterStart { fd.close() }
+            try? recordFailure(container, error.message)
+            if let fd = observer.report {
+                try? fd.writeAll("error:\(Engine.exitCode(for: error)):\(error.message)")
+                fd.close()
+                report = nil
+            }
+            return nil
+        }
+        report = nil
+        observer.closeLog()
+        return code
+    }
+}
+
+final class MonitorObserver: LaunchObserver, @unchecked Sendable {
+    let engine: Engine
+    let container: Container
+    var log: LogWriter?
+    var report: FileDescriptor?
+    var closeAfterStart: [FileDescriptor] = []
+
+    init(engine: Engine, container: Container, log: LogWriter?, report: FileDescriptor?) {
+        self.engine = engine
+        self.container = container
+        self.log = log
+        self.report = report
+    }
+
+    func started(pid: pid_t, startTime: UInt64) {
+        for fd in closeAfterStart { fd.close() }
+        closeAfterStart = []
+        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
+            record.state.status = "running"
+            record.state.pid = pid
+            record.state.startTime = startTime
+            record.state.monitorPid = getpid()
+            record.state.monitorStartTime = processStartTime(getpid()) ?? 0
+            record.state.startedAt = Timestamps.now()
+            record.state.finishedAt = nil
+            record.state.exitCode = nil
+            record.state.error = nil
+            record.state.oomKilled = false
+        }
+        if let report {
+            try? report.writeAll("ok")
+            report.close()
+            self.report = nil
+        }
+        // What the launch parsed is garbage now: this process lives as long as the container.
+        _ = berth_malloc_trim()
+    }
+
+    func output(stream: Int, bytes: ArraySlice<UInt8>) {
+        log?.write(stream == 2 ? .stderr : .stdout, bytes)
+    }
+
+    func finished(status: ExitStatus, oomKilled: Bool) {
+        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
+            record.state.status = "exited"
+            record.state.exitCode = status.shellCode
+            record.state.finishedAt = Timestamps.now()
+            record.state.oomKilled = oomKilled
+            record.state.pid = 0
+        }
+    }
+
+    func closeLog() {
+        log?.close()
+        log = nil
+    }
+}

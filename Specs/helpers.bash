@@ -437,3 +437,70 @@ berth_sweep_mounts() {
 	fi
 	return 1
 }
+
+# ------------------------------------------------------------ engine helpers
+# For the podman-style specs (containers, volumes, logs): each test gets its
+# own store ($STATE, --root) and runtime state (--runroot), and the busybox
+# image imported into that store from $BERTH_ROOTFS.
+
+# engine_setup_file — the busybox image as a tarball, once per file.
+engine_setup_file() {
+	berth_setup_file
+	BERTH_BUSYBOX_TAR="$BATS_FILE_TMPDIR/busybox.tar.gz"
+	[[ -f "$BERTH_BUSYBOX_TAR" ]] || tar -C "$BERTH_ROOTFS" -czf "$BERTH_BUSYBOX_TAR" .
+	chmod 0644 "$BERTH_BUSYBOX_TAR"
+	export BERTH_BUSYBOX_TAR
+}
+
+engine_setup() {
+	berth_setup
+	RUNROOT="$BATS_TEST_TMPDIR/run"
+	export RUNROOT
+	e import -q -c 'CMD ["sh"]' "$BERTH_BUSYBOX_TAR" busybox >/dev/null ||
+		fail "could not import busybox into $STATE"
+}
+
+# engine_teardown — removes every container (force) and the store, then
+# fails if a process, mount or runtime state of them is left.
+engine_teardown() {
+	local rc=0 left
+	if [[ -d "$STATE" ]]; then
+		e rm --all --force >/dev/null 2>"$BATS_TEST_TMPDIR/.rm.err" || {
+			echo "teardown: rm --all --force failed: $(cat "$BATS_TEST_TMPDIR/.rm.err")" >&2
+			rc=1
+		}
+		left=$(procs_using "$STATE")
+		[[ -z $left ]] || { echo "teardown: processes left: $left" >&2; rc=1; }
+		"$BERTH" --root "$STATE" unshare rm -rf "$STATE" 2>/dev/null
+		rm -rf "$STATE" 2>/dev/null
+	fi
+	left=$(ls -A "$RUNROOT" 2>/dev/null | grep -v '^@' || true)
+	[[ -z $left ]] || { echo "teardown: runtime state left: $left" >&2; rc=1; }
+	berth_sweep_mounts || rc=1
+	berth_teardown || rc=1
+	return $rc
+}
+
+# e ARG... — berth with this test's store and runtime state (see b).
+e() {
+	local out err rc=0
+	out=$(mktemp "$BATS_TEST_TMPDIR/.e.out.XXXXXX")
+	err=$(mktemp "$BATS_TEST_TMPDIR/.e.err.XXXXXX")
+	timeout -k 5 "$BERTH_TIMEOUT" "$BERTH" --root "$STATE" --runroot "$RUNROOT" "$@" \
+		<"$BERTH_EMPTY" >"$out" 2>"$err" 3>&- || rc=$?
+	cat "$out"
+	cat "$err" >&2
+	rm -f "$out" "$err"
+	return $rc
+}
+
+# procs_using DIR — pids (other than ours) whose root, cwd or command line
+# mention DIR: what a container or monitor of this test would be.
+procs_using() {
+	local dir=$1 pid
+	for pid in /proc/[0-9]*; do
+		pid=${pid#/proc/}
+		[[ $pid == "$$" || $pid == "$BASHPID" ]] && continue
+		if { tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | grep -qF -- "$dir"; then echo -n "$pid "; fi
+	done
+}

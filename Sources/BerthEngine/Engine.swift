@@ -128,7 +128,8 @@ package struct Engine: Sendable {
     package static func exitCode(for error: RuntimeError) -> Int32 {
         let text = error.message
         guard text.hasPrefix("exec \"") || text.contains(": exec \"") else { return 125 }
-        if error.code == .notFound || text.contains("not found") || text.contains("No such file") { return 127 }
+        let lower = text.lowercased()
+        if error.code == .notFound || lower.contains("not found") || lower.contains("no such file") { return 127 }
         return 126
     }
 

@@ -24,8 +24,17 @@ package enum Capabilities {
         number(of: name).map { names[$0] }
     }
 
-    /// Every capability this kernel has.
-    package static var all: [String] { Array(names.prefix(lastCap + 1)) }
+    /// Every capability this kernel has that berth itself may still grant
+    /// (its bounding set): what --privileged and --cap-add ALL give.
+    package static var all: [String] {
+        var bounding = UInt64.max
+        if let status = try? Files.readString("/proc/self/status"),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapBnd:") }),
+           let mask = UInt64(String(line.dropFirst(7)).trimmed, radix: 16) {
+            bounding = mask
+        }
+        return names.prefix(lastCap + 1).enumerated().filter { bounding & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+    }
 
     static func number(of name: String) -> Int? {
         let upper = name.uppercased()

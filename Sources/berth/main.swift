@@ -22,7 +22,7 @@ struct Berth: ParsableCommand {
             SaveCommand.self, LoadCommand.self, ImportCommand.self, LoginCommand.self, LogoutCommand.self, InfoCommand.self,
             SystemCommand.self, UnshareCommand.self,
             StopCommand.self, RestartCommand.self, RmCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self,
-            RenameCommand.self, PortCommand.self, ContainerCommand.self,
+            RenameCommand.self, PortCommand.self, ContainerCommand.self, VolumeCommand.self,
         ]
     )
 }
@@ -51,7 +51,25 @@ enum EngineDispatch {
         if arguments.contains("--help") || arguments.contains("-h") {
             return ["run", "create", "ps", "start", "kill", "exec"].contains(command)
         }
-        let positional = arguments.filter { !$0.hasPrefix("-") }
+        let valued: Set<String> = [
+            "--format", "-f", "--filter", "-n", "--last", "-s", "--signal", "-u", "--user", "-w", "--workdir", "-e", "--env",
+            "--env-file", "--detach-keys", "-p", "--process", "--pid-file", "--console-socket", "--cwd", "-g",
+            "--additional-gids", "--preserve-fds", "-c", "--cap", "--process-label", "--apparmor", "-b", "--bundle",
+        ]
+        var positional: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            if argument == "--" { positional += arguments[index...]; break }
+            if argument.hasPrefix("-") {
+                if valued.contains(argument) { index += 1 }
+                continue
+            }
+            positional.append(argument)
+            // exec: the container, then its command (whose flags are its own).
+            if command == "exec" { break }
+        }
         let runtimeHas = { (id: String) in Operations.exists(id, paths: globalOptions.paths) }
         switch command {
         case "run", "create":

@@ -1,0 +1,358 @@
+#!/usr/bin/env bats
+# Specs/containers.md, end to end: containers from images with the
+# podman-style commands, as root and as an unprivileged user (BERTH_AS).
+# Each test has its own store and runtime state (engine_setup).
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup_file() { engine_setup_file; }
+setup() { engine_setup; }
+teardown() { engine_teardown; }
+
+@test "run: foreground, the container's output and exit code; ps -a shows it exited" {
+	run --separate-stderr e run --name first busybox sh -c 'echo out; echo err >&2; exit 3'
+	assert_status 3
+	assert_eq "$output" "out"
+	assert_eq "$stderr" "err"
+	run e ps -a --format '{{.Names}} {{.Status}}'
+	assert_contains "$output" "first Exited (3)"
+}
+
+@test "run -d: a monitor keeps the container; ps, logs, exec, stop, rm" {
+	run e run -d --name web busybox sh -c 'trap "echo bye; exit 0" TERM; echo started; while true; do sleep 0.1; done'
+	assert_status 0
+	id=$output
+	[[ $id =~ ^[0-9a-f]{64}$ ]] || fail "not an id: $id"
+	run e ps --format '{{.ID}} {{.Names}} {{.Status}}'
+	assert_contains "$output" "${id:0:12} web Up"
+	wait_until 5 bash -c "\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" logs web | grep -q started"
+	run e exec web sh -c 'echo in $HOSTNAME; exit 4'
+	assert_status 4
+	assert_eq "$output" "in ${id:0:12}"
+	run e stop web
+	assert_status 0
+	assert_eq "$output" "web"
+	run e inspect --format '{{.State.Status}} {{.State.ExitCode}}' web
+	assert_eq "$output" "exited 0"
+	run e logs web
+	assert_eq "$output" $'started\nbye'
+	run e rm web
+	assert_status 0
+	run e ps -a -q
+	assert_eq "$output" ""
+}
+
+@test "names and ids: generated names, unique names, lookup by id prefix" {
+	id=$(e create busybox true)
+	name=$(e inspect --format '{{.Name}}' "$id")
+	[[ $name =~ ^[a-z]+_[a-z]+[0-9]*$ ]] || fail "generated name: $name"
+	run e inspect --format '{{.Id}}' "${id:0:5}"
+	assert_eq "$output" "$id"
+	e create --name dup busybox true >/dev/null
+	run --separate-stderr e create --name dup busybox true
+	assert_status 125
+	assert_contains "$stderr" 'the container name "dup" is already in use'
+	run --separate-stderr e inspect nosuch
+	assert_status 125
+	assert_contains "$stderr" 'no such object: "nosuch"'
+	run --separate-stderr e rm nosuch
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+	run e rm -f nosuch
+	assert_status 0
+	run e ps -a -q --no-trunc
+	assert_contains "$output" "$id"
+	run e rename dup renamed
+	assert_status 0
+	run e ps -a --format '{{.Names}}' --filter name=renamed
+	assert_eq "$output" "renamed"
+}
+
+@test "create, start, start -a, wait, restart" {
+	id=$(e create --name job busybox sh -c 'echo ran; exit 7')
+	run e ps -a --format '{{.Status}}' --filter id="${id:0:12}"
+	assert_eq "$output" "Created"
+	run e start job
+	assert_eq "$output" "job"
+	run e wait job
+	assert_eq "$output" "7"
+	run e start -a job
+	assert_status 7
+	assert_eq "$output" "ran"
+	run e logs job
+	assert_eq "$output" $'ran\nran'
+	e run -d --name sleeper busybox sleep 1000 >/dev/null
+	pid1=$(e inspect --format '{{.State.Pid}}' sleeper)
+	run e restart -t 0 sleeper
+	assert_status 0
+	pid2=$(e inspect --format '{{.State.Pid}}' sleeper)
+	[[ $pid1 != "$pid2" && $pid2 -gt 0 ]] || fail "restart: pid $pid1 -> $pid2"
+	run e inspect --format '{{.State.Status}}' sleeper
+	assert_eq "$output" "running"
+}
+
+@test "errors: unknown image, bad flags, exec into a stopped container, rm of a running container" {
+	run --separate-stderr e run --pull never nosuchimage true
+	assert_status 125
+	assert_contains "$stderr" "nosuchimage: image not known"
+	run --separate-stderr e run --restart sometimes busybox true
+	assert_status 125
+	assert_contains "$stderr" '--restart "sometimes"'
+	run --separate-stderr e run --ulimit nofile=x busybox true
+	assert_status 125
+	assert_contains "$stderr" '--ulimit "nofile=x"'
+	run --separate-stderr e run --cap-add NOPE busybox true
+	assert_status 125
+	assert_contains "$stderr" '--cap-add "NOPE": unknown capability'
+	run --separate-stderr e run -v relative:dir busybox true
+	assert_status 125
+	assert_contains "$stderr" 'must be absolute'
+	run --separate-stderr e run -v "$BATS_TEST_TMPDIR/missing:/m" busybox true
+	assert_status 125
+	assert_contains "$stderr" "bind mount source \"$BATS_TEST_TMPDIR/missing\" does not exist"
+	run --separate-stderr e run --bogus busybox true
+	assert_status 125
+	run -127 --separate-stderr e run busybox /nonexistent
+	assert_status 127
+	assert_contains "$stderr" '/nonexistent'
+	run -126 --separate-stderr e run busybox /etc/passwd
+	assert_status 126
+	e create --name stopped busybox true >/dev/null
+	run --separate-stderr e exec stopped true
+	assert_status 125
+	assert_contains "$stderr" "container stopped is not running"
+	e run -d --name busy busybox sleep 1000 >/dev/null
+	run --separate-stderr e rm busy
+	assert_status 125
+	assert_contains "$stderr" "cannot remove container busy as it is running"
+	run e rm -f busy
+	assert_status 0
+	# Nothing is left of the failed runs but their records (docker keeps them too).
+	run e ps -a --format '{{.Names}}'
+	assert_not_contains "$output" "busy"
+}
+
+@test "run flags: -e, --env-file, -u, -w, --entrypoint, --hostname, --read-only, --tmpfs, --label" {
+	printf 'A=from-file\n# a comment\nB=2\n' >"$BATS_TEST_TMPDIR/env"
+	run e run --rm -e X=1 --env-file "$BATS_TEST_TMPDIR/env" -e B=3 busybox sh -c 'echo $X $A $B'
+	assert_eq "$output" "1 from-file 3"
+	run e run --rm -u user busybox id
+	assert_eq "$output" "uid=1000(user) gid=1000(user)"
+	run e run --rm -u nobody:root busybox sh -c 'id -u; id -g'
+	assert_eq "$output" $'65534\n0'
+	run --separate-stderr e run --rm -u ghost busybox true
+	assert_status 125
+	assert_contains "$stderr" 'user "ghost": no such user'
+	run e run --rm -w /etc busybox pwd
+	assert_eq "$output" "/etc"
+	run e run --rm --entrypoint echo busybox via entrypoint
+	assert_eq "$output" "via entrypoint"
+	run e run --rm --hostname box busybox hostname
+	assert_eq "$output" "box"
+	run e run --rm --read-only --tmpfs /scratch busybox sh -c 'touch /x 2>/dev/null && echo wrote-root; touch /scratch/y && echo wrote-tmpfs; grep " /scratch " /proc/mounts | cut -d" " -f3'
+	assert_eq "$output" $'wrote-tmpfs\ntmpfs'
+	e create --name labelled --label team=ops busybox true >/dev/null
+	run e inspect --format '{{.Config.Labels.team}}' labelled
+	assert_eq "$output" "ops"
+	run e ps -a --filter label=team=ops --format '{{.Names}}'
+	assert_eq "$output" "labelled"
+}
+
+@test "security flags: --cap-add/--cap-drop, --privileged, no-new-privileges, seccomp=unconfined" {
+	capeff() { e run --rm "$@" busybox sh -c 'grep CapEff /proc/self/status | cut -f2'; }
+	default=$(capeff)
+	dropped=$(capeff --cap-drop ALL)
+	assert_eq "$dropped" "0000000000000000"
+	added=$(capeff --cap-add NET_ADMIN)
+	[[ $added != "$default" ]] || fail "--cap-add NET_ADMIN changed nothing ($default)"
+	privileged=$(capeff --privileged)
+	[[ $privileged != "$default" && $privileged != "$added" ]] || fail "--privileged: $privileged"
+	run e run --rm busybox sh -c 'grep NoNewPrivs /proc/self/status | cut -f2'
+	assert_eq "$output" "0"
+	run e run --rm --security-opt no-new-privileges busybox sh -c 'grep NoNewPrivs /proc/self/status | cut -f2'
+	assert_eq "$output" "1"
+	run e run --rm busybox sh -c 'grep Seccomp: /proc/self/status | cut -f2'
+	assert_eq "$output" "2"
+	run e run --rm --security-opt seccomp=unconfined busybox sh -c 'grep Seccomp: /proc/self/status | cut -f2'
+	assert_eq "$output" "0"
+	run --separate-stderr e run --rm --security-opt bogus busybox true
+	assert_status 125
+	assert_contains "$stderr" '--security-opt "bogus"'
+	run e run --rm --ulimit nofile=512:1024 busybox sh -c 'ulimit -n; ulimit -Hn'
+	assert_eq "$output" $'512\n1024'
+}
+
+@test "--init: berth is pid 1, forwards signals and reaps zombies" {
+	run e run --rm --init busybox sh -c 'echo $$; cat /proc/1/cmdline | tr "\0" " "'
+	assert_eq "${lines[0]}" "2"
+	# Zombies of orphans are reaped: an orphan's child exits, nothing stays <defunct>.
+	run e run --rm --init busybox sh -c '(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z'
+	assert_eq "$output" "0"
+	# The stop signal reaches the process through the init: sh as pid 2 gets SIGTERM's default.
+	e run -d --init --name initd busybox sleep 1000 >/dev/null
+	start=$SECONDS
+	e stop -t 20 initd >/dev/null
+	(( SECONDS - start < 10 )) || fail "stop took $((SECONDS - start)) s: SIGTERM did not reach sleep"
+	run e inspect --format '{{.State.ExitCode}}' initd
+	assert_eq "$output" "143"
+}
+
+@test "--stop-signal and --stop-timeout decide how stop ends a container" {
+	e run -d --name usr1 --stop-signal USR1 busybox sh -c 'trap "echo got-usr1; exit 5" USR1; while true; do sleep 0.1; done' >/dev/null
+	e stop usr1 >/dev/null
+	run e inspect --format '{{.State.ExitCode}} {{.Config.StopSignal}}' usr1
+	assert_eq "$output" "5 USR1"
+	# pid 1 ignores SIGTERM: after the timeout, SIGKILL.
+	e run -d --name stubborn --stop-timeout 1 busybox sleep 1000 >/dev/null
+	start=$SECONDS
+	e stop stubborn >/dev/null
+	(( SECONDS - start < 8 )) || fail "stop waited $((SECONDS - start)) s with --stop-timeout 1"
+	run e inspect --format '{{.State.ExitCode}}' stubborn
+	assert_eq "$output" "137"
+}
+
+@test "kill -s sends a signal; exec -e -w -u -d; --privileged exec" {
+	e run -d --name target busybox sh -c 'trap "echo hup >> /tmp/log" HUP; while true; do sleep 0.1; done' >/dev/null
+	e kill -s HUP target >/dev/null
+	wait_until 5 bash -c "\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" exec target cat /tmp/log | grep -q hup"
+	run e exec -e K=V -w /etc -u user target sh -c 'echo $K $(pwd) $(id -u)'
+	assert_eq "$output" "V /etc 1000"
+	e exec -d target sh -c 'echo detached > /tmp/d'
+	wait_until 5 bash -c "\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" exec target cat /tmp/d | grep -q detached"
+	run e exec --privileged target sh -c 'grep CapEff /proc/self/status | cut -f2'
+	normal=$(e exec target sh -c 'grep CapEff /proc/self/status | cut -f2')
+	[[ $output != "$normal" ]] || fail "--privileged exec has the same capabilities"
+	run e exec -i target cat <<<"piped"
+	run --separate-stderr e kill -s NOPE target
+	assert_status 125
+	assert_contains "$stderr" 'invalid signal "NOPE"'
+	e kill target >/dev/null
+	e wait target >/dev/null
+	run --separate-stderr e kill target
+	assert_status 125
+	assert_contains "$stderr" "it is not running"
+}
+
+@test "--rm, -d --rm, --cidfile, --replace, container prune" {
+	e run --rm --name gone busybox true
+	run e ps -a -q
+	assert_eq "$output" ""
+	e run -d --rm --name gone-too busybox sh -c 'sleep 0.3'
+	wait_until 10 bash -c "[[ -z \$(\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" ps -a -q) ]]"
+	e run -d --cidfile "$BATS_TEST_TMPDIR/cid" --name c1 busybox sleep 1000 >/dev/null
+	run e inspect --format '{{.Name}}' "$(cat "$BATS_TEST_TMPDIR/cid")"
+	assert_eq "$output" "c1"
+	run --separate-stderr e run --cidfile "$BATS_TEST_TMPDIR/cid" busybox true
+	assert_status 125
+	assert_contains "$stderr" "already exists"
+	old=$(cat "$BATS_TEST_TMPDIR/cid")
+	new=$(e run -d --replace --name c1 busybox sleep 1000)
+	[[ $new != "$old" ]] || fail "--replace kept the old container"
+	run e ps -a --format '{{.ID}}'
+	assert_eq "$output" "${new:0:12}"
+	e run --name done1 busybox true
+	e create --name made busybox true >/dev/null
+	run e container prune -f
+	assert_eq "$(echo "$output" | wc -l)" "2"
+	run e ps -a --format '{{.Names}}'
+	assert_eq "$output" "c1"
+}
+
+@test "--restart on-failure:N and always are honoured by the monitor; stop ends them" {
+	e run -d --name flaky --restart on-failure:2 busybox sh -c 'echo try; exit 1' >/dev/null
+	wait_until 20 bash -c "[[ \$(\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect --format '{{.RestartCount}} {{.State.Status}}' flaky) == '2 exited' ]]"
+	run e logs flaky
+	assert_eq "$output" $'try\ntry\ntry'
+	e run -d --name forever --restart always busybox sh -c 'sleep 0.2; exit 0' >/dev/null
+	wait_until 20 bash -c "(( \$(\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect --format '{{.RestartCount}}' forever) >= 2 ))"
+	e stop -t 1 forever >/dev/null
+	count=$(e inspect --format '{{.RestartCount}}' forever)
+	sleep 1
+	run e inspect --format '{{.RestartCount}} {{.State.Status}}' forever
+	assert_eq "$output" "$count exited"
+	run --separate-stderr e run --rm --restart always busybox true
+	assert_status 125
+	assert_contains "$stderr" "conflict"
+}
+
+@test "a killed monitor: the container goes with it and is exited (unknown), not running forever" {
+	e run -d --name orphan busybox sleep 1000 >/dev/null
+	monitor=$(e inspect --format '{{.State.ConmonPid}}' orphan)
+	pid=$(e inspect --format '{{.State.Pid}}' orphan)
+	[[ $monitor -gt 0 && $pid -gt 0 ]] || fail "monitor $monitor, pid $pid"
+	kill -KILL "$monitor"
+	wait_until 5 pid_dead "$pid"
+	run e ps -a --format '{{.Names}} {{.Status}}'
+	assert_contains "$output" "orphan Exited (unknown)"
+	run e inspect --format '{{.State.Status}} {{.State.ExitCodeUnknown}}' orphan
+	assert_eq "$output" "exited true"
+	# It can be started again.
+	e start orphan >/dev/null
+	run e inspect --format '{{.State.Status}}' orphan
+	assert_eq "$output" "running"
+}
+
+@test "--network none has only lo; host shares the host's interfaces" {
+	run e run --rm busybox sh -c 'ls /sys/class/net 2>/dev/null || ip -o link | cut -d: -f2'
+	assert_eq "$(echo $output)" "lo"
+	run e run --rm --network host busybox cat /proc/net/dev
+	assert_eq "$(grep -c : <<<"$output")" "$(grep -c : /proc/net/dev)"
+	run --separate-stderr e run --rm --network bridge busybox true
+	assert_status 125
+	assert_contains "$stderr" '--network "bridge"'
+}
+
+@test "resource limits: --memory/--cpus/--pids-limit need cgroup v2 controllers, else a clear error and nothing left" {
+	if [[ -f /sys/fs/cgroup/cgroup.controllers ]] && grep -qw memory /sys/fs/cgroup/cgroup.controllers && [[ $BERTH_AS == root ]]; then
+		run e run --rm --memory 64m busybox cat /sys/fs/cgroup/memory.max
+		assert_eq "$output" "67108864"
+	else
+		run --separate-stderr e run --rm --memory 64m busybox true
+		assert_status 125
+		assert_contains "$stderr" "memory"
+	fi
+	run --separate-stderr e run --rm --memory lots busybox true
+	assert_status 125
+	assert_contains "$stderr" '--memory "lots"'
+	run --separate-stderr e run --rm --cpus -1 busybox true
+	assert_status 125
+}
+
+@test "inspect: containers and images, docker-like JSON; --format with json" {
+	e create --name insp busybox echo hi >/dev/null
+	run e inspect insp
+	assert_status 0
+	assert_eq "$(jq -r '.[0].Name' <<<"$output")" "insp"
+	assert_eq "$(jq -r '.[0].Config.Cmd | join(" ")' <<<"$output")" "echo hi"
+	assert_eq "$(jq -r '.[0].State.Status' <<<"$output")" "created"
+	run e inspect --type image busybox
+	assert_eq "$(jq -r '.[0].Config.Cmd[0]' <<<"$output")" "sh"
+	run e inspect --format '{{json .Config.Cmd}}' insp
+	assert_eq "$output" '["echo","hi"]'
+	run e ps -a --format json
+	assert_eq "$(jq -r '.[0].Names' <<<"$output")" "insp"
+	run e ps -a --format 'table {{.Names}}\t{{.Status}}'
+	assert_contains "${lines[0]}" "NAMES"
+	run --separate-stderr e ps --format '{{.Nope}}'
+	run e port insp
+	assert_status 0
+	assert_eq "$output" ""
+}
+
+@test "rootless --userns=keep-id: the user's own uid inside" {
+	[[ $BERTH_AS == rootless ]] || skip "keep-id is for rootless containers (as root it is refused: tested below)"
+	run e run --rm --userns keep-id busybox id -u
+	assert_eq "$output" "$(id -u)"
+	touch "$BATS_TEST_TMPDIR/mine"
+	run e run --rm --userns keep-id -v "$BATS_TEST_TMPDIR:/h" busybox stat -c %u /h/mine
+	assert_eq "$output" "$(id -u)"
+}
+
+@test "as root --userns=keep-id is refused" {
+	[[ $BERTH_AS == root ]] || skip "rootless: keep-id is allowed (tested above)"
+	run --separate-stderr e run --rm --userns keep-id busybox true
+	assert_status 125
+	assert_contains "$stderr" "keep-id is for rootless containers"
+}
+
+# --- tools (attach, top, stats, cp, commit, export, system df/prune) ---

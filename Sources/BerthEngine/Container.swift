@@ -23,6 +23,17 @@ package struct Container: Codable, Sendable {
     package var state: ContainerState
     package var restartCount = 0
 
+    package init(id: String, name: String, created: String, image: String, imageID: String,
+                 config: ContainerConfig, state: ContainerState) {
+        self.id = id
+        self.name = name
+        self.created = created
+        self.image = image
+        self.imageID = imageID
+        self.config = config
+        self.state = state
+    }
+
     package var shortID: String { String(id.prefix(12)) }
 }
 

@@ -155,7 +155,18 @@ package struct Engine: Sendable {
                 observer.closeAfterStart = [pipes[0].write, pipes[1].write]
             }
         }
-        defer { for pipe in pipes { pipe.read.close(); pipe.write.close() } }
+        // Without -i the container reads an empty stdin, as docker gives it.
+        options.forwardStdin = container.config.interactive
+        var emptyInput: FileDescriptor? = nil
+        if !container.config.interactive, let empty = try? makePipe() {
+            empty.write.close()
+            emptyInput = empty.read
+            options.stdio = [empty.read.rawValue, options.stdio?[1] ?? 1, options.stdio?[2] ?? 2]
+        }
+        defer {
+            for pipe in pipes { pipe.read.close(); pipe.write.close() }
+            emptyInput?.close()
+        }
         let code: Int32
         do {
             code = try Launcher.launch(options, paths: runtime)

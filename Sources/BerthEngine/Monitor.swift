@@ -53,6 +53,12 @@ extension Engine {
             _ = dup2(file.rawValue, 2)
             file.close()
         }
+        // Never the caller's terminal: with -t the supervisor copies stdin to the pty.
+        if let empty = try? makePipe() {
+            empty.write.close()
+            _ = dup2(empty.read.rawValue, 0)
+            empty.read.close()
+        }
         var reportFD: FileDescriptor? = report
         var current = container
         var attempt = 0

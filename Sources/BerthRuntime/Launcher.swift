@@ -27,6 +27,8 @@ public struct LaunchOptions: Sendable {
     public var observer: (any LaunchObserver)? = nil
     /// Read ends the supervisor relays to the observer: stdout, then stderr.
     public var outputs: [FileDescriptor] = []
+    /// With a terminal: copy berth's stdin to it (docker's -i).
+    public var forwardStdin = true
 
     public init(id: String, bundle: String?, mode: Mode) {
         self.id = id
@@ -240,7 +242,8 @@ public enum Launcher {
         // What the launch parsed and compiled is garbage now: give the heap
         // back before waiting, since this process lives as long as the container.
         _ = berth_malloc_trim()
-        let status = Supervisor(pid: pid, master: master, outputs: options.outputs, observer: options.observer).wait()
+        let status = Supervisor(pid: pid, master: master, outputs: options.outputs, observer: options.observer,
+                                forwardStdin: options.forwardStdin).wait()
         let oomKilled = record.cgroup.map { CgroupStatsReader.oomKills(directory: $0) > 0 } ?? false
         options.observer?.finished(status: status, oomKilled: oomKilled)
         if let group = record.cgroup, oomKilled {

@@ -14,6 +14,8 @@ struct Supervisor {
     /// Pipes of the process's stdout and stderr, relayed to the observer.
     var outputs: [FileDescriptor] = []
     var observer: (any LaunchObserver)? = nil
+    /// Copy berth's stdin to the terminal (off for -t without -i).
+    var forwardStdin = true
 
     func wait() -> ExitStatus {
         let signals = FileDescriptor(rawValue: berth_signalfd_all())
@@ -28,7 +30,7 @@ struct Supervisor {
             }
         }
         defer { if savedTerminal != nil { _ = berth_tty_restore(0, savedTerminal) } }
-        var readStdin = master != nil
+        var readStdin = master != nil && forwardStdin
         var readMaster = master != nil
         var openOutputs = outputs
         var buffer = [UInt8](repeating: 0, count: 32768)

@@ -451,19 +451,22 @@ package struct SpecBuilder {
         var volumes: [String] = []
         var resolved: [ContainerMount] = []
         let volumeStore = VolumeStore(storeRoot: store.root)
+        // Checked before any volume is made, so a refused run leaves none behind.
         var seen = Set<String>()
-        for var mount in mounts {
+        for mount in mounts {
             guard seen.insert(mount.destination).inserted else {
                 throw EngineError(.invalidArgument, "\(mount.destination) is mounted twice: give each container path one mount")
             }
+            var st = stat()
+            if mount.type == "bind", stat(mount.source, &st) != 0 {
+                throw EngineError(.invalidArgument, "bind mount source \"\(mount.source)\" does not exist on the host")
+            }
+        }
+        for var mount in mounts {
             let readOnly = mount.readOnly ? ["ro"] : ["rw"]
             let propagation = mount.options.filter { ["shared", "rshared", "slave", "rslave", "private", "rprivate"].contains($0) }
             switch mount.type {
             case "bind":
-                var st = stat()
-                guard stat(mount.source, &st) == 0 else {
-                    throw EngineError(.invalidArgument, "bind mount source \"\(mount.source)\" does not exist on the host")
-                }
                 if mount.options.contains("U") { try chownForContainer(mount.source, spec: spec) }
                 result.append(Mount(destination: mount.destination, type: "bind", source: mount.source,
                                     options: ["rbind"] + readOnly + (propagation.isEmpty ? ["rprivate"] : propagation)))

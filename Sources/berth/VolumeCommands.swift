@@ -21,11 +21,12 @@ struct VolumeCommand: ParsableCommand {
 }
 
 /// `KEY=VALUE` (the value may be empty or contain '='), for `-o` and `--label`.
-private func keyValues(_ items: [String], flag: String) throws -> [String: String] {
+/// A label may have no `=` (an empty value); a driver option must have one.
+private func keyValues(_ items: [String], flag: String, valueRequired: Bool) throws -> [String: String] {
     var result: [String: String] = [:]
     for item in items {
         let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard let key = parts.first, !key.isEmpty else {
+        guard let key = parts.first, !key.isEmpty, parts.count == 2 || !valueRequired else {
             throw CommandFailure(code: 125, message: "\(flag) \"\(item)\": expected KEY=VALUE")
         }
         result[key] = parts.count > 1 ? parts[1] : ""
@@ -42,8 +43,8 @@ struct VolumeCreateCommand: ParsableCommand {
     @Argument(help: "The volume's name (default: 64 random hex digits).") var name: String?
 
     func run() throws {
-        let options = try keyValues(opt, flag: "-o")
-        let labels = try keyValues(label, flag: "--label")
+        let options = try keyValues(opt, flag: "-o", valueRequired: true)
+        let labels = try keyValues(label, flag: "--label", valueRequired: false)
         let record = try EngineContext.engine.volumes.create(name: name, driver: driver, options: options, labels: labels,
                                                              ignoreIfExists: ignore)
         printOut(record.name)
@@ -109,7 +110,7 @@ struct VolumeListCommand: ParsableCommand {
             return
         }
         if format == "json" {
-            printOut(JSONValue.array(volumes.map { OutputFormat.object(volumeRow($0)) }).jsonText(pretty: true))
+            printOut(volumes.isEmpty ? "[]" : JSONValue.array(volumes.map { OutputFormat.object(volumeRow($0)) }).jsonText(pretty: true))
             return
         }
         // podman prints nothing at all, not even the header, when there is no volume.

@@ -94,6 +94,8 @@ TIME='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z'
 	assert_eq "$output" ""
 	run e logs --tail 100 t
 	assert_eq "${#lines[@]}" 5
+	run e logs --tail=-1 t
+	assert_eq "${#lines[@]}" 5
 }
 
 @test "logs -t: each line after its RFC 3339 time with nanoseconds (stderr too)" {
@@ -221,9 +223,9 @@ TIME='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z'
 	run --separate-stderr e logs --until 2026-13-01 c
 	assert_status 125
 	assert_fails_with '--until "2026-13-01": expected an RFC 3339 time'
-	run --separate-stderr e logs --tail=-1 c
+	run --separate-stderr e logs --tail=-2 c
 	assert_status 125
-	assert_fails_with '--tail -1: expected a number of lines ≥ 0'
+	assert_fails_with '--tail -2: expected a number of lines ≥ 0, or -1 for all'
 	run --separate-stderr e run --log-opt max-size=lots busybox true
 	assert_status 125
 	assert_fails_with '--log-opt "max-size=lots": expected a size such as 10m'

@@ -675,7 +675,7 @@ struct EngineExecCommand: ParsableCommand {
 struct LogsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "logs", abstract: "Print a container's output (its log).")
     @Flag(name: .shortAndLong, help: "Keep printing new output until the container stops.") var follow = false
-    @Option(help: "Only the last N lines.") var tail: Int?
+    @Option(help: "Only the last N lines (-1: all).") var tail: Int?
     @Option(help: "Only output since this time (RFC 3339, Unix seconds, or a duration such as 10m).") var since: String?
     @Option(help: "Only output before this time.") var until: String?
     @Flag(name: .shortAndLong, help: "Prefix each line with its time.") var timestamps = false
@@ -685,8 +685,9 @@ struct LogsCommand: ParsableCommand {
         let engine = EngineContext.engine
         let found = try engine.lookup(container)
         var options = LogReadOptions()
-        if let tail {
-            guard tail >= 0 else { throw CommandFailure(code: 125, message: "--tail \(tail): expected a number of lines ≥ 0") }
+        if let tail, tail != -1 {
+            // -1: every line, as podman reads it.
+            guard tail >= 0 else { throw CommandFailure(code: 125, message: "--tail \(tail): expected a number of lines ≥ 0, or -1 for all") }
             options.tail = tail
         }
         let now = Timestamp.now()

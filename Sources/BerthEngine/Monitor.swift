@@ -60,10 +60,12 @@ extension Engine {
             empty.read.close()
         }
         var reportFD: FileDescriptor? = report
+        let listener = AttachSocket.listen(directory: directory)
+        defer { if let listener { close(listener); _ = unlink(directory + "/" + AttachSocket.name) } }
         var current = container
         var attempt = 0
         while true {
-            let code = monitorOnce(current, report: &reportFD)
+            let code = monitorOnce(current, report: &reportFD, listener: listener)
             guard let code else { break } // failed to start
             guard let record = containers.load(container.id) else { _exit(0) } // removed meanwhile
             current = record
@@ -78,6 +80,10 @@ extension Engine {
             current = again
             cleanRuntime(container.id)
         }
+        if let listener {
+            close(listener)
+            _ = unlink(directory + "/" + AttachSocket.name)
+        }
         if let final = containers.load(container.id), final.config.autoRemove {
             try? remove(final, force: true, volumes: true)
         }
@@ -85,9 +91,11 @@ extension Engine {
     }
 
     /// One run of the container: nil when it could not start.
-    private func monitorOnce(_ container: Container, report: inout FileDescriptor?) -> Int32? {
+    private func monitorOnce(_ container: Container, report: inout FileDescriptor?, listener: Int32?) -> Int32? {
         let log = try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize)
         let observer = MonitorObserver(engine: self, container: container, log: log, report: report)
+        observer.listener = listener
+        defer { observer.closeClients() }
         var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
         options.cgroupMode = cgroupMode
         options.observer = observer
@@ -96,7 +104,7 @@ extension Engine {
         defer { for fd in fds { fd.close() } }
         guard let input = try? makePipe() else { return nil }
         fds += [input.read, input.write]
-        if !container.config.interactive { input.write.close(); fds.removeLast() }
+        if !container.config.interactive { input.write.close(); fds.removeLast() } else { observer.input = input.write }
         if !container.config.tty, let out = try? makePipe(), let err = try? makePipe() {
             fds += [out.read, err.read]
             options.stdio = [input.read.rawValue, out.write.rawValue, err.write.rawValue]
@@ -165,6 +173,52 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
 
     func output(stream: Int, bytes: ArraySlice<UInt8>) {
         log?.write(stream == 2 ? .stderr : .stdout, bytes)
+        guard !clients.isEmpty else { return }
+        let frame = AttachSocket.frame(stream: stream, bytes)
+        clients.removeAll { client in
+            // A client that cannot keep up is dropped, never waited for.
+            let sent = frame.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            if sent == frame.count { return false }
+            close(client)
+            return true
+        }
+    }
+
+    // MARK: attach
+
+    /// The monitor's listening socket, the attached clients, and the
+    /// container's stdin (with -i, no terminal).
+    var listener: Int32?
+    var clients: [Int32] = []
+    var input: FileDescriptor?
+
+    func descriptors() -> [Int32] { (listener.map { [$0] } ?? []) + clients }
+
+    func ready(_ fd: Int32) -> [UInt8]? {
+        if fd == listener {
+            let client = accept(fd, nil, nil)
+            if client >= 0 {
+                _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                clients.append(client)
+            }
+            return nil
+        }
+        var buffer = [UInt8](repeating: 0, count: 16384)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n <= 0 {
+            close(fd)
+            clients.removeAll { $0 == fd }
+            return nil
+        }
+        let bytes = Array(buffer[0..<n])
+        if container.config.tty { return container.config.interactive ? bytes : nil }
+        try? input?.writeAll(bytes)
+        return nil
+    }
+
+    func closeClients() {
+        for client in clients { close(client) }
+        clients = []
     }
 
     func finished(status: ExitStatus, oomKilled: Bool) {
@@ -180,5 +234,37 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     func closeLog() {
         log?.close()
         log = nil
+    }
+}
+
+/// The monitor's attach socket, `attach` in the container's directory:
+/// clients get the container's output as frames (1 byte stream, 1 stdout
+/// or 2 stderr; 4 bytes big-endian length; the bytes) and may write raw
+/// bytes that become the container's stdin (with -i). The socket closes
+/// when the container exits.
+package enum AttachSocket {
+    package static let name = "attach"
+
+    /// Bound through /proc/self/fd, so a long store path still fits sun_path.
+    static func listen(directory: String) -> Int32? {
+        let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else { return nil }
+        defer { close(dir) }
+        _ = unlinkat(dir, name, 0)
+        let fd = berth_unix_listen("/proc/self/fd/\(dir)/\(name)")
+        return fd >= 0 ? fd : nil
+    }
+
+    package static func connect(directory: String) -> Int32? {
+        let dir = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard dir >= 0 else { return nil }
+        defer { close(dir) }
+        let fd = berth_unix_connect("/proc/self/fd/\(dir)/\(name)")
+        return fd >= 0 ? fd : nil
+    }
+
+    static func frame(stream: Int, _ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        let count = UInt32(bytes.count)
+        return [UInt8(stream), UInt8(count >> 24), UInt8((count >> 16) & 0xff), UInt8((count >> 8) & 0xff), UInt8(count & 0xff)] + bytes
     }
 }

@@ -46,6 +46,15 @@ public protocol LaunchObserver: AnyObject, Sendable {
     func output(stream: Int, bytes: ArraySlice<UInt8>)
     /// It has exited (before the runtime state is removed).
     func finished(status: ExitStatus, oomKilled: Bool)
+    /// More descriptors for the supervisor to wait on (the monitor's attach socket and clients).
+    func descriptors() -> [Int32]
+    /// One of them is readable; returns bytes for the process's terminal, if any.
+    func ready(_ fd: Int32) -> [UInt8]?
+}
+
+extension LaunchObserver {
+    public func descriptors() -> [Int32] { [] }
+    public func ready(_ fd: Int32) -> [UInt8]? { nil }
 }
 
 /// The parent side of a launch: validate, create the state directory,

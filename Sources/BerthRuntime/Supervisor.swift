@@ -39,6 +39,8 @@ struct Supervisor {
             if readStdin { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
             if readMaster, let master { fds.append(pollfd(fd: master.rawValue, events: Int16(POLLIN), revents: 0)) }
             for output in openOutputs { fds.append(pollfd(fd: output.rawValue, events: Int16(POLLIN), revents: 0)) }
+            let extra = observer?.descriptors() ?? []
+            for fd in extra { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             let ready = poll(&fds, nfds_t(fds.count), -1)
             if ready < 0 { if Errno.current == .interrupted { continue }; break }
             for entry in fds where entry.revents != 0 {
@@ -67,6 +69,8 @@ struct Supervisor {
                         continue
                     }
                     emit(1, buffer[0..<n])
+                } else if extra.contains(entry.fd) {
+                    if let input = observer?.ready(entry.fd), let master { try? master.writeAll(input) }
                 } else if let output = openOutputs.first(where: { $0.rawValue == entry.fd }) {
                     let n = buffer.withUnsafeMutableBytes { Glibc.read(output.rawValue, $0.baseAddress, $0.count) }
                     if n < 0 && (Errno.current == .interrupted || Errno.current == .wouldBlock) { continue }

@@ -237,6 +237,18 @@ int berth_unix_connect(const char *path) {
     return s;
 }
 
+int berth_unix_listen(const char *path) {
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(addr.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) return -1;
+    if (bind(s, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(s, 16) < 0) {
+        int e = errno; close(s); errno = e; return -1;
+    }
+    return s;
+}
+
 char **berth_environ(void) { return environ; }
 
 int berth_cap_last_cap(void) { return CAP_LAST_CAP; }

@@ -145,6 +145,8 @@ dev_t berth_makedev(unsigned int major, unsigned int minor);
 
 /// Connect to a unix socket path (sockaddr_un is awkward from Swift).
 int berth_unix_connect(const char *path);
+/// A listening unix stream socket bound to path (non-blocking, close-on-exec).
+int berth_unix_listen(const char *path);
 
 /// The process environment (environ is a C global).
 char **berth_environ(void);

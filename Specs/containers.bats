@@ -411,3 +411,276 @@ teardown() { engine_teardown; }
 }
 
 # --- tools (attach, top, stats, cp, commit, export, system df/prune) ---
+
+@test "attach: output from now on, until the container exits, then its exit code" {
+	e run -d --name talker busybox sh -c 'echo before; sleep 2; echo after; echo late >&2; exit 3' >/dev/null
+	wait_until 5 bash -c "\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" logs talker | grep -q before"
+	run --separate-stderr e attach --no-stdin talker
+	assert_status 3
+	assert_eq "$output" "after"
+	assert_eq "$stderr" "late"
+	run --separate-stderr e attach talker
+	assert_status 125
+	assert_eq "$stderr" "berth: you can only attach to running containers: talker is exited"
+	run --separate-stderr e attach nosuch
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+}
+
+@test "top: podman's columns as the container sees them, descriptors, ps options" {
+	e run -d --name sleeper busybox sleep 1000 >/dev/null
+	e exec -d sleeper sleep 999
+	wait_until 5 bash -c "\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" top sleeper | grep -q 'sleep 999'"
+	run e top sleeper
+	assert_status 0
+	[[ ${lines[0]} =~ ^USER\ +PID\ +PPID\ +%CPU\ +ELAPSED\ +TTY\ +TIME\ +COMMAND$ ]] || fail "header: ${lines[0]}"
+	read -r user pid ppid cpu elapsed tty time cmd <<<"${lines[1]}"
+	assert_eq "$user $pid $ppid $tty $cmd" "root 1 0 ? sleep 1000"
+	[[ $cpu =~ ^[0-9]+\.[0-9]{3}$ && $elapsed =~ s$ && $time =~ s$ ]] || fail "row: ${lines[1]}"
+	assert_eq "${#lines[@]}" 3
+	run e top sleeper pid,args
+	assert_eq "${lines[0]}" "PID  COMMAND"
+	assert_eq "${lines[1]}" "1    sleep 1000"
+	assert_contains "${lines[2]}" "sleep 999"
+	# Anything else is ps(1)'s: its rows for the container's processes (host pids).
+	run e top sleeper -o pid,comm
+	assert_status 0
+	assert_contains "${lines[0]}" "PID"
+	assert_eq "${#lines[@]}" 3
+	assert_contains "$output" "sleep"
+	e stop -t 0 sleeper >/dev/null
+	run --separate-stderr e top sleeper
+	assert_status 125
+	assert_eq "$stderr" "berth: top can only be used on running containers: sleeper is exited"
+}
+
+@test "stats: CPU, memory and pids from the container's cgroup, -- for what it cannot give" {
+	e run -d --name busy busybox sleep 1000 >/dev/null
+	run e stats --no-stream --format '{{.Name}} {{.PIDs}}' busy
+	assert_status 0
+	assert_eq "$output" "busy 1"
+	run e stats --no-stream
+	[[ ${lines[0]} =~ ^ID\ +NAME\ +CPU\ %\ +MEM\ USAGE\ /\ LIMIT\ +MEM\ %\ +NET\ IO\ +BLOCK\ IO\ +PIDS$ ]] || fail "header: ${lines[0]}"
+	assert_contains "${lines[1]}" "busy"
+	run e stats --no-stream --format json busy
+	assert_status 0
+	assert_eq "$(jq -r '.[0].name, .[0].pids' <<<"$output")" $'busy\n1'
+	[[ $(jq -r '.[0].cpu_percent' <<<"$output") =~ ^[0-9]+\.[0-9]{2}%$ ]] || fail "cpu: $output"
+	[[ $(jq -r '.[0].mem_usage' <<<"$output") =~ ^(--|[0-9.]+\ [kMG]?B)\ /\ (--|[0-9.]+\ [kMGT]?B)$ ]] || fail "memory: $output"
+	# Without --no-stream it refreshes until interrupted.
+	run timeout 3 "$BERTH" --root "$STATE" --runroot "$RUNROOT" stats --interval 1 --format '{{.Name}}' busy
+	assert_status 124
+	((${#lines[@]} >= 2)) || fail "expected at least two refreshes: $output"
+	e create --name idle busybox true >/dev/null
+	run --separate-stderr e stats --no-stream idle
+	assert_status 125
+	assert_eq "$stderr" "berth: cannot show the stats of container idle: it is not running"
+	run e stats --no-stream -a --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.PIDs}}'
+	assert_contains "$output" "idle -- -- / -- 0"
+	run --separate-stderr e stats --no-stream nosuch
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+}
+
+@test "cp: files and directories both ways, running, stopped and never started containers" {
+	dir=$BATS_TEST_TMPDIR/host
+	mkdir -p "$dir/indir/deep"
+	echo payload >"$dir/in"
+	echo deep >"$dir/indir/deep/f"
+	e run -d --name box busybox sh -c 'mkdir -p /srv/tree/sub; echo leaf >/srv/tree/sub/leaf; echo top >/srv/tree/top; sleep 1000' >/dev/null
+	wait_until 5 e exec box test -f /srv/tree/top
+	run e cp box:/srv/tree/top "$dir/"
+	assert_status 0
+	assert_eq "$(cat "$dir/top")" "top"
+	assert_eq "$(stat -c %u "$dir/top")" "$(id -u)" "owner of a file copied out"
+	# A directory onto a missing path becomes it; onto an existing directory goes into it; DIR/. copies what is in it.
+	e cp box:/srv/tree "$dir/copy"
+	assert_eq "$(cat "$dir/copy/sub/leaf")" "leaf"
+	e cp box:/srv/tree "$dir/copy"
+	assert_eq "$(cat "$dir/copy/tree/sub/leaf")" "leaf"
+	e cp box:/srv/tree/. "$dir/contents"
+	assert_eq "$(cat "$dir/contents/top")" "top"
+	# Into the running container: owned by its root.
+	e cp "$dir/in" box:/srv/
+	run e exec box sh -c 'cat /srv/in; stat -c %u:%g /srv/in'
+	assert_eq "$output" $'payload\n0:0'
+	e cp "$dir/indir" box:/srv/newdir
+	run e exec box cat /srv/newdir/deep/f
+	assert_eq "$output" "deep"
+	# - as DEST: a tar on standard output.
+	e cp box:/srv/tree - >"$dir/tree.tar"
+	assert_eq "$(tar -tf "$dir/tree.tar" | sort | tr '\n' ' ')" "tree/ tree/sub/ tree/sub/leaf tree/top "
+	# Stopped: read and written through its layers.
+	e stop -t 0 box >/dev/null
+	e cp box:/srv/in "$dir/back"
+	assert_eq "$(cat "$dir/back")" "payload"
+	e cp "$dir/in" box:/srv/while-stopped
+	e start box >/dev/null
+	run e exec box cat /srv/while-stopped
+	assert_eq "$output" "payload"
+	# Never started: the file is there when it starts.
+	e create --name reader busybox cat /input >/dev/null
+	e cp "$dir/in" reader:/input
+	run e start -a reader
+	assert_status 0
+	assert_eq "$output" "payload"
+}
+
+@test "cp: errors, and links in the container never lead out of it" {
+	dir=$BATS_TEST_TMPDIR/host outside=$BATS_TEST_TMPDIR/outside
+	mkdir -p "$dir" "$outside"
+	echo "host secret" >"$outside/secret"
+	chmod -R a+rwX "$outside"
+	echo payload >"$dir/in"
+	e run -d --name trap busybox sh -c "ln -s $outside /abs; ln -s ../../../../../../../..$outside /rel; ln -s /etc/passwd /pw; sleep 1000" >/dev/null
+	wait_until 5 e exec trap test -L /pw
+	check_escapes() {
+		local target
+		for target in /abs/pwned /rel/pwned; do
+			run --separate-stderr e cp "$dir/in" "trap:$target"
+			assert_status 125
+			assert_eq "$stderr" "berth: cannot copy to \"$target\" on container trap: its directory \"${target%/pwned}\" does not exist"
+		done
+		run --separate-stderr e cp trap:/abs/secret "$dir/got"
+		assert_status 125
+		assert_eq "$stderr" "berth: \"/abs/secret\" could not be found on container trap: no such file or directory"
+		assert_eq "$(ls "$outside")" "secret" "the host directory"
+		[[ ! -e $dir/got ]] || fail "a host file was read through a link"
+		# A link is copied as a link; -L copies what it points to, inside the container.
+		rm -f "$dir/pw"
+		e cp trap:/pw "$dir/pw"
+		assert_eq "$(readlink "$dir/pw")" "/etc/passwd"
+		e cp -L trap:/pw "$dir/pwfile"
+		assert_eq "$(head -c 5 "$dir/pwfile")" "root:"
+	}
+	check_escapes
+	e stop -t 0 trap >/dev/null
+	check_escapes
+	run --separate-stderr e cp nosuch:/x "$dir/x"
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+	run --separate-stderr e cp trap:/nope "$dir/x"
+	assert_status 125
+	assert_eq "$stderr" 'berth: "/nope" could not be found on container trap: no such file or directory'
+	run --separate-stderr e cp "$dir/in" trap:/missing/dir/x
+	assert_status 125
+	assert_eq "$stderr" 'berth: cannot copy to "/missing/dir/x" on container trap: its directory "/missing/dir" does not exist'
+	run --separate-stderr e cp "$dir/missing" trap:/x
+	assert_status 125
+	assert_eq "$stderr" "berth: \"$dir/missing\" could not be found on the host: no such file or directory"
+	run --separate-stderr e cp "$dir/in" "$dir/other"
+	assert_status 125
+	assert_eq "$stderr" "berth: one of SRC and DEST must be CONTAINER:PATH"
+	run --separate-stderr e cp trap:/a trap:/b
+	assert_status 125
+	assert_eq "$stderr" "berth: copying between containers is not supported: copy to the host first"
+}
+
+@test "commit: the container's changes (files, owners, deletions, opaque directories) as a new image; -c, -m, -a" {
+	e run --name first busybox sh -c 'mkdir /data; echo 1 >/data/a; echo 2 >/data/b; chown 1000:1000 /data/a; echo changed >/etc/motd; rm /etc/hostname' >/dev/null
+	run --separate-stderr e commit first img1
+	assert_status 0
+	[[ $output =~ ^[0-9a-f]{64}$ ]] || fail "not an image id: $output"
+	id1=$output
+	run e images --format '{{.Repository}}:{{.Tag}} {{.ID}}'
+	assert_contains "$output" "img1:latest ${id1:0:12}"
+	run e run --rm img1 sh -c 'cat /etc/motd; ls /data; stat -c %u:%g /data/a; test -e /etc/hostname || echo gone'
+	assert_status 0
+	assert_eq "$output" $'changed\na\nb\n1000:1000\ngone'
+	# A directory removed and made again hides what the image had in it.
+	e run --name second img1 sh -c 'rm -rf /data /home; mkdir /data /home; echo 3 >/data/c; touch /home/new' >/dev/null
+	run e commit -m "second step" -a "Ann Author <ann@example.com>" -c 'CMD ["cat", "/data/c"]' -c 'ENV FOO=bar' second img2:v2
+	assert_status 0
+	run e run --rm img2:v2
+	assert_eq "$output" "3"
+	run e run --rm img2:v2 sh -c 'ls /data /home; echo $FOO'
+	assert_eq "$output" $'/data:\nc\n\n/home:\nnew\nbar'
+	run e image inspect --format '{{json .History}}' img2:v2
+	assert_eq "$(jq -r '.[-1].comment, .[-1].author, length' <<<"$output")" $'second step\nAnn Author <ann@example.com>\n3'
+	run e image inspect --format '{{json .RootFS.Layers}}' img2:v2
+	assert_eq "$(jq length <<<"$output")" 3
+	# Without a name: an image without one.
+	id3=$(e commit second)
+	run e images --format '{{.Repository}} {{.ID}}'
+	assert_contains "$output" "<none> ${id3:0:12}"
+	run --separate-stderr e commit nosuch img
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+	run --separate-stderr e commit -c 'FROM scratch' second img3
+	assert_status 125
+	assert_contains "$stderr" 'unsupported instruction FROM'
+	run --separate-stderr e commit second 'Bad:Name'
+	assert_status 125
+	assert_contains "$stderr" 'invalid image name "Bad:Name"'
+}
+
+@test "export: the container's file system as a tar, stopped or running; never to a terminal" {
+	dir=$BATS_TEST_TMPDIR/host
+	mkdir -p "$dir"
+	e run --name ex busybox sh -c 'echo hi >/exported; chown 1000:1000 /exported; rm /etc/hostname' >/dev/null
+	e export ex >"$dir/ex.tar"
+	run tar -tf "$dir/ex.tar"
+	assert_contains "$output" "exported"
+	assert_contains "$output" "bin/busybox"
+	assert_not_contains "$output" "etc/hostname"
+	assert_eq "$(tar -xOf "$dir/ex.tar" exported)" "hi"
+	run tar -tvf "$dir/ex.tar" exported
+	assert_contains "$output" "1000/1000"
+	run e export -o "$dir/o.tar" ex
+	assert_status 0
+	assert_eq "$output" ""
+	cmp "$dir/ex.tar" "$dir/o.tar" || fail "-o wrote another archive than standard output"
+	# Running: its changes so far, not its mounts.
+	e run -d --name live busybox sleep 1000 >/dev/null
+	e exec live sh -c 'echo now >/made-live'
+	e export live >"$dir/live.tar"
+	run tar -tf "$dir/live.tar"
+	assert_contains "$output" "made-live"
+	assert_not_contains "$output" "proc/1/"
+	command -v script >/dev/null || skip "script(1) is not installed"
+	run script -qec "\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" export ex" /dev/null
+	assert_status 125
+	assert_contains "$output" "berth: refusing to write a tar archive to a terminal: use -o FILE or redirect standard output"
+	run --separate-stderr e export nosuch
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+}
+
+@test "system df and system prune: what is used, what is reclaimable, what prune removes" {
+	e run --name done busybox sh -c 'dd if=/dev/zero of=/blob bs=1k count=64 2>/dev/null' >/dev/null
+	dangling=$(e commit done)
+	e volume create spare >/dev/null
+	e run -d --name up -v keep:/data busybox sleep 1000 >/dev/null
+	run e system df
+	assert_status 0
+	[[ ${lines[0]} =~ ^TYPE\ +TOTAL\ +ACTIVE\ +SIZE\ +RECLAIMABLE$ ]] || fail "header: ${lines[0]}"
+	[[ ${lines[2]} =~ ^Containers\ +2\ +1\ +65\.[0-9]+\ kB\ +65\.[0-9]+\ kB\ \(100%\)$ ]] || fail "containers: ${lines[2]}"
+	run e system df --format '{{.Type}}: {{.Total}} {{.Active}}'
+	assert_eq "$output" $'Images: 2 1\nContainers: 2 1\nLocal Volumes: 2 1'
+	done_id=$(e inspect --format '{{.Id}}' done)
+	run e system prune --volumes
+	assert_status 0
+	assert_eq "${lines[0]}" "Deleted Containers"
+	assert_eq "${lines[1]}" "$done_id"
+	assert_eq "${lines[2]}" "Deleted Volumes"
+	assert_eq "${lines[3]}" "spare"
+	assert_eq "${lines[4]}" "Deleted Images"
+	assert_eq "${lines[5]}" "$dangling"
+	[[ ${lines[6]} =~ ^Total\ reclaimed\ space:\ [0-9.]+\ [kM]B$ ]] || fail "total: ${lines[6]}"
+	run e ps -a --format '{{.Names}}'
+	assert_eq "$output" "up"
+	run e volume ls -q
+	assert_eq "$output" "keep"
+	# The image a container uses stays, even with -a.
+	run e system prune -a
+	assert_eq "$output" "Total reclaimed space: 0 B"
+	run e images -q
+	assert_eq "${#lines[@]}" 1
+	e rm -f up >/dev/null
+	run e system prune -a --volumes
+	assert_contains "$output" $'Deleted Volumes\nkeep\nDeleted Images'
+	run e images -q
+	assert_eq "$output" ""
+	run e system df --format '{{.Type}} {{.Total}} {{.Size}}'
+	assert_eq "$output" $'Images 0 0 B\nContainers 0 0 B\nLocal Volumes 0 0 B'
+}

@@ -493,7 +493,7 @@ struct SystemCheckCommand: ParsableCommand {
 
 struct SystemCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "system", abstract: "Store maintenance.",
-                                                    subcommands: [SystemCheckCommand.self, InfoCommand.self])
+                                                    subcommands: [SystemCheckCommand.self, InfoCommand.self, SystemDfCommand.self, SystemPruneCommand.self])
 }
 
 struct LoginCommand: ParsableCommand {

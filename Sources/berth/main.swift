@@ -23,6 +23,7 @@ struct Berth: ParsableCommand {
             SystemCommand.self, UnshareCommand.self,
             StopCommand.self, RestartCommand.self, RmCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self,
             RenameCommand.self, PortCommand.self, ContainerCommand.self, VolumeCommand.self,
+            AttachCommand.self, TopCommand.self, StatsCommand.self, CpCommand.self, CommitCommand.self, ExportCommand.self,
         ]
     )
 }

@@ -422,6 +422,29 @@ teardown() { engine_teardown; }
 	run --separate-stderr e attach talker
 	assert_status 125
 	assert_eq "$stderr" "berth: you can only attach to running containers: talker is exited"
+	# With -i, what attach reads goes to the container's stdin.
+	e run -d -i --name reader busybox sh -c 'read line; echo "got $line"; exit 4' >/dev/null
+	printf 'hello\n' >"$BATS_TEST_TMPDIR/input"
+	run timeout 20 "$BERTH" --root "$STATE" --runroot "$RUNROOT" attach reader <"$BATS_TEST_TMPDIR/input"
+	assert_status 4
+	assert_eq "$output" "got hello"
+	# Signals berth gets go to the container (--sig-proxy, the default).
+	e run -d --name trapper busybox sh -c 'trap "echo caught; exit 9" USR1; while true; do sleep 0.1; done' >/dev/null
+	"$BERTH" --root "$STATE" --runroot "$RUNROOT" attach trapper <"$BERTH_EMPTY" >"$BATS_TEST_TMPDIR/attach.out" 2>&1 &
+	apid=$!
+	sleep 1
+	kill -USR1 "$apid"
+	wait "$apid" && rc=0 || rc=$?
+	assert_eq "$rc" "9"
+	assert_eq "$(cat "$BATS_TEST_TMPDIR/attach.out")" "caught"
+	# A foreground container has no monitor to attach to.
+	"$BERTH" --root "$STATE" --runroot "$RUNROOT" run --name fg busybox sleep 3 <"$BERTH_EMPTY" >/dev/null 2>&1 &
+	fgpid=$!
+	wait_until 5 bash -c "[[ \$(\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect -f '{{.State.Status}}' fg 2>/dev/null) == running ]]"
+	run --separate-stderr e attach fg
+	assert_status 125
+	assert_contains "$stderr" "has no monitor to attach to"
+	wait "$fgpid" || true
 	run --separate-stderr e attach nosuch
 	assert_status 125
 	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'

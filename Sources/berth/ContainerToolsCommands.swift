@@ -12,6 +12,7 @@ import BerthImage
 import BerthOCI
 import BerthOS
 import BerthRuntime
+import CBerth
 
 // attach, top, stats, cp, commit, export, system df and system prune.
 // The work is the engine's (ContainerTools.swift); these parse and print.
@@ -19,9 +20,10 @@ import BerthRuntime
 struct AttachCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "attach",
-        abstract: "Print a running container's output as it comes, until it exits; exit with its code.",
-        discussion: "Output only: berth has no attach socket, so standard input is never forwarded and an interrupt leaves the container running.")
-    @Flag(name: .customLong("no-stdin"), help: "Do not attach standard input (berth never does).") var noStdin = false
+        abstract: "Attach to a detached container: its output from now on, your input to its stdin, until it exits; exit with its code.",
+        discussion: "Through the monitor's attach socket. Input goes to the container with -i (or its terminal with -t -i); signals berth gets (INT, TERM, HUP, QUIT, USR1, USR2) go to the container unless --sig-proxy=false.")
+    @Flag(name: .customLong("no-stdin"), help: "Do not forward standard input.") var noStdin = false
+    @Option(name: .customLong("sig-proxy"), help: "Forward signals to the container (default true).") var sigProxy = true
     @Argument(help: "The container (name or id).") var container: String
 
     func run() throws {
@@ -30,17 +32,55 @@ struct AttachCommand: ParsableCommand {
         guard engine.isRunning(found) else {
             throw CommandFailure(code: 125, message: "you can only attach to running containers: \(found.name) is \(found.state.status)")
         }
+        guard let socket = AttachSocket.connect(directory: engine.containers.path(found.id)) else {
+            throw CommandFailure(code: 125, message: "container \(found.name) has no monitor to attach to (it runs in the foreground of another berth)")
+        }
+        defer { close(socket) }
         signal(SIGPIPE, SIG_IGN)
-        var options = LogReadOptions()
-        options.since = Timestamp.now()
-        try LogReader.follow(path: engine.containers.logPath(found.id), options: options, isRunning: {
-            guard let record = engine.containers.load(found.id) else { return false }
-            return engine.isRunning(engine.refresh(record))
-        }) { entry in
-            try? (entry.stream == .stderr ? FileDescriptor.standardError : FileDescriptor.standardOutput)
-                .writeAll(LogReader.render(entry, timestamps: false))
+        let forwardInput = !noStdin && found.config.interactive
+        var saved: UnsafeMutableRawPointer? = nil
+        if forwardInput && found.config.tty && FileDescriptor.standardInput.isTerminal { _ = berth_tty_make_raw(0, &saved) }
+        defer { if saved != nil { _ = berth_tty_restore(0, saved) } }
+        let proxied: [Int32] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2]
+        if sigProxy { _ = berth_block_all_signals(nil) }
+        let signals = sigProxy ? berth_signalfd_all() : -1
+        defer { if signals >= 0 { close(signals) } }
+        var pending: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var readInput = forwardInput
+        loop: while true {
+            var fds = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
+            if readInput { fds.append(pollfd(fd: 0, events: Int16(POLLIN), revents: 0)) }
+            if signals >= 0 { fds.append(pollfd(fd: signals, events: Int16(POLLIN), revents: 0)) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 { if errno == EINTR { continue }; break }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == socket {
+                    let n = buffer.withUnsafeMutableBytes { read(socket, $0.baseAddress, $0.count) }
+                    if n <= 0 { break loop } // the container exited
+                    pending += buffer[0..<n]
+                    // Frames: stream, 4-byte big-endian length, bytes.
+                    while pending.count >= 5 {
+                        let length = Int(pending[1]) << 24 | Int(pending[2]) << 16 | Int(pending[3]) << 8 | Int(pending[4])
+                        guard pending.count >= 5 + length else { break }
+                        let output = pending[0] == 2 ? FileDescriptor.standardError : FileDescriptor.standardOutput
+                        try? output.writeAll(pending[5..<(5 + length)])
+                        pending.removeFirst(5 + length)
+                    }
+                } else if entry.fd == 0 {
+                    let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
+                    if n <= 0 { readInput = false; continue }
+                    _ = buffer.withUnsafeBytes { send(socket, $0.baseAddress, n, Int32(MSG_NOSIGNAL)) }
+                } else if entry.fd == signals {
+                    while true {
+                        let number = berth_signalfd_read(signals)
+                        if number <= 0 { break }
+                        if proxied.contains(number) { try? engine.kill(found, signal: number) }
+                    }
+                }
+            }
         }
         guard let done = engine.waitForExit(found, timeout: 10) else { return } // removed (--rm)
+        guard done.state.status == "exited" || done.state.status == "created" else { return } // restarted
         guard let code = done.state.exitCode else {
             throw CommandFailure(code: 125, message: "container \(found.name) ended, but its exit code is unknown")
         }

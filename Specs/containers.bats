@@ -270,6 +270,10 @@ teardown() { engine_teardown; }
 	sleep 1
 	run e inspect --format '{{.RestartCount}} {{.State.Status}}' forever
 	assert_eq "$output" "$count exited"
+	# A new start brings the policy back.
+	e start forever >/dev/null
+	wait_until 20 bash -c "(( \$(\"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect --format '{{.RestartCount}}' forever) > $count ))"
+	e stop -t 1 forever >/dev/null
 	run --separate-stderr e run --rm --restart always busybox true
 	assert_status 125
 	assert_contains "$stderr" "conflict"

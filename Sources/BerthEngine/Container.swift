@@ -177,44 +177,18 @@ extension Container {
     }
 }
 
-/// RFC 3339 times as the records keep them.
+/// RFC 3339 times as the records keep them (UTC, nanoseconds: the log's `Timestamp`).
 package enum Timestamps {
-    package static func now() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return format(seconds: Int64(ts.tv_sec), nanoseconds: Int(ts.tv_nsec))
-    }
+    package static func now() -> String { Timestamp.now().rfc3339Nano }
 
     package static func nowSeconds() -> Int64 { Int64(time(nil)) }
 
     package static func format(seconds: Int64, nanoseconds: Int) -> String {
-        var value = time_t(seconds)
-        var tm = Glibc.tm()
-        gmtime_r(&value, &tm)
-        func pad(_ number: Int, _ width: Int) -> String {
-            let text = String(number)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(Int(tm.tm_year) + 1900, 4))-\(pad(Int(tm.tm_mon) + 1, 2))-\(pad(Int(tm.tm_mday), 2))T"
-            + "\(pad(Int(tm.tm_hour), 2)):\(pad(Int(tm.tm_min), 2)):\(pad(Int(tm.tm_sec), 2)).\(pad(nanoseconds, 9))Z"
+        Timestamp(seconds: seconds, nanoseconds: Int32(nanoseconds)).rfc3339Nano
     }
 
-    /// Seconds since the epoch of a time this file wrote (UTC, "Z").
-    package static func seconds(of text: String) -> Int64? {
-        let utf8 = Array(text.utf8)
-        guard utf8.count >= 19 else { return nil }
-        func number(_ range: Range<Int>) -> Int? { Int(String(decoding: utf8[range], as: UTF8.self)) }
-        guard let year = number(0..<4), let month = number(5..<7), let day = number(8..<10),
-              let hour = number(11..<13), let minute = number(14..<16), let second = number(17..<19) else { return nil }
-        var tm = Glibc.tm()
-        tm.tm_year = Int32(year - 1900)
-        tm.tm_mon = Int32(month - 1)
-        tm.tm_mday = Int32(day)
-        tm.tm_hour = Int32(hour)
-        tm.tm_min = Int32(minute)
-        tm.tm_sec = Int32(second)
-        return Int64(timegm(&tm))
-    }
+    /// Seconds since the epoch of a time this file wrote.
+    package static func seconds(of text: String) -> Int64? { Timestamp(rfc3339: text)?.seconds }
 
     /// "3 seconds", "About a minute", "5 minutes", "2 hours", "3 days" (docker's wording).
     package static func humanDuration(_ seconds: Int64) -> String {

@@ -189,6 +189,10 @@ package struct Engine: Sendable {
         if current.state.status == "exited" || current.state.status == "created" {
             cleanRuntime(container.id)
         }
+        // A new start: an earlier stop no longer holds back the restart policy.
+        if current.state.stopRequested {
+            _ = try? containers.update(container.id) { (record) throws(EngineError) in record.state.stopRequested = false }
+        }
     }
 
     func recordFailure(_ container: Container, _ message: String) throws(EngineError) {
@@ -281,6 +285,35 @@ package struct Engine: Sendable {
     }
 }
 
+extension Engine {
+    /// The container's process runs, watched by this process.
+    func recordStarted(_ id: String, pid: pid_t, startTime: UInt64, clearStop: Bool) {
+        _ = try? containers.update(id) { (record) throws(EngineError) in
+            record.state.status = "running"
+            record.state.pid = pid
+            record.state.startTime = startTime
+            record.state.monitorPid = getpid()
+            record.state.monitorStartTime = processStartTime(getpid()) ?? 0
+            record.state.startedAt = Timestamps.now()
+            record.state.finishedAt = nil
+            record.state.exitCode = nil
+            record.state.error = nil
+            record.state.oomKilled = false
+            if clearStop { record.state.stopRequested = false }
+        }
+    }
+
+    func recordExit(_ id: String, status: ExitStatus, oomKilled: Bool) {
+        _ = try? containers.update(id) { (record) throws(EngineError) in
+            record.state.status = "exited"
+            record.state.exitCode = status.shellCode
+            record.state.finishedAt = Timestamps.now()
+            record.state.oomKilled = oomKilled
+            record.state.pid = 0
+        }
+    }
+}
+
 /// The foreground run's view of its container.
 final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     let engine: Engine
@@ -302,19 +335,7 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     func started(pid: pid_t, startTime: UInt64) {
         for fd in closeAfterStart { fd.close() }
         closeAfterStart = []
-        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
-            record.state.status = "running"
-            record.state.pid = pid
-            record.state.startTime = startTime
-            record.state.monitorPid = getpid()
-            record.state.monitorStartTime = processStartTime(getpid()) ?? 0
-            record.state.startedAt = Timestamps.now()
-            record.state.finishedAt = nil
-            record.state.exitCode = nil
-            record.state.error = nil
-            record.state.stopRequested = false
-            record.state.oomKilled = false
-        }
+        engine.recordStarted(container.id, pid: pid, startTime: startTime, clearStop: true)
     }
 
     func output(stream: Int, bytes: ArraySlice<UInt8>) {
@@ -323,12 +344,6 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     }
 
     func finished(status: ExitStatus, oomKilled: Bool) {
-        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
-            record.state.status = "exited"
-            record.state.exitCode = status.shellCode
-            record.state.finishedAt = Timestamps.now()
-            record.state.oomKilled = oomKilled
-            record.state.pid = 0
-        }
+        engine.recordExit(container.id, status: status, oomKilled: oomKilled)
     }
 }

@@ -150,18 +150,8 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     func started(pid: pid_t, startTime: UInt64) {
         for fd in closeAfterStart { fd.close() }
         closeAfterStart = []
-        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
-            record.state.status = "running"
-            record.state.pid = pid
-            record.state.startTime = startTime
-            record.state.monitorPid = getpid()
-            record.state.monitorStartTime = processStartTime(getpid()) ?? 0
-            record.state.startedAt = Timestamps.now()
-            record.state.finishedAt = nil
-            record.state.exitCode = nil
-            record.state.error = nil
-            record.state.oomKilled = false
-        }
+        // A restart keeps stopRequested: a stop that raced the restart still wins.
+        engine.recordStarted(container.id, pid: pid, startTime: startTime, clearStop: false)
         if let report {
             try? report.writeAll("ok")
             report.close()
@@ -222,13 +212,7 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     }
 
     func finished(status: ExitStatus, oomKilled: Bool) {
-        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
-            record.state.status = "exited"
-            record.state.exitCode = status.shellCode
-            record.state.finishedAt = Timestamps.now()
-            record.state.oomKilled = oomKilled
-            record.state.pid = 0
-        }
+        engine.recordExit(container.id, status: status, oomKilled: oomKilled)
     }
 
     func closeLog() {

@@ -73,23 +73,14 @@ struct ContainerCreateFlags: ParsableArguments {
     @Argument(help: "The image.") var image: String
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments (default: the image's).") var command: [String] = []
 
-    func options() throws -> CreateOptions {
+    /// The parsed flags as the engine's request.
+    func request() -> CreateRequest {
         var options = CreateOptions()
         options.name = name
         options.image = image
         options.command = command.first == "--" ? Array(command.dropFirst()) : command
         options.entrypoint = entrypoint
-        for file in envFile {
-            guard let text = try? Files.readString(file) else {
-                throw CommandFailure(code: 125, message: "--env-file \(file): cannot read it")
-            }
-            for line in text.split(separator: "\n") {
-                let trimmed = line.trimmingCharacters(in: " ")
-                if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-                options.env.append(trimmed)
-            }
-        }
-        options.env += env
+        options.env = env
         options.workdir = workdir
         options.user = user
         options.hostname = hostname
@@ -116,7 +107,113 @@ struct ContainerCreateFlags: ParsableArguments {
         options.restart = restart
         options.autoRemove = rm
         options.logOpts = logOpt
-        return options
+        var request = CreateRequest(options: options)
+        request.detach = detach
+        request.envFiles = envFile
+        request.pull = pull
+        request.tlsVerify = tlsVerify
+        request.platform = platform
+        request.creds = creds
+        request.cidfile = cidfile
+        request.replace = replace
+        return request
+    }
+}
+
+/// What `run`/`create` were asked, however the command line was read
+/// (swift-argument-parser, or `CreateRequest.scan` on the hot path).
+struct CreateRequest {
+    var options: CreateOptions
+    var detach = false
+    var envFiles: [String] = []
+    var pull = "missing"
+    var tlsVerify: Bool? = nil
+    var platform: String? = nil
+    var creds: String? = nil
+    var cidfile: String? = nil
+    var replace = false
+
+    /// The run/create command line without swift-argument-parser (whose
+    /// parser costs ~2 ms per run here): flags then IMAGE then the command.
+    /// Nil for anything it does not know (combined short flags, help,
+    /// unknown flags), which then goes to the full parser and its messages.
+    static func scan(_ arguments: [String]) -> CreateRequest? {
+        let valued: Set<String> = [
+            "name", "e", "env", "env-file", "u", "user", "w", "workdir", "entrypoint", "hostname", "tmpfs", "v", "volume",
+            "mount", "l", "label", "stop-signal", "stop-timeout", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
+            "security-opt", "m", "memory", "cpus", "pids-limit", "ulimit", "userns", "network", "net", "cidfile", "restart", "log-opt",
+        ]
+        let switches: Set<String> = ["d", "detach", "rm", "i", "interactive", "t", "tty", "read-only", "init", "privileged", "replace"]
+        var scanner = FlagScanner(arguments)
+        guard let flags = scanner.scan(valued: valued, switches: switches, stopAtFirstPositional: true),
+              let image = scanner.positional.first else { return nil }
+        var options = CreateOptions()
+        options.image = image
+        options.command = Array(scanner.positional.dropFirst())
+        if options.command.first == "--" { options.command.removeFirst() }
+        options.name = flags.value("name")
+        options.entrypoint = flags.value("entrypoint")
+        options.env = flags.values("e", "env")
+        options.workdir = flags.value("w", "workdir")
+        options.user = flags.value("u", "user")
+        options.hostname = flags.value("hostname")
+        options.readOnly = flags.has("read-only")
+        options.tty = flags.has("t", "tty")
+        options.interactive = flags.has("i", "interactive")
+        options.initProcess = flags.has("init")
+        options.tmpfs = flags.values("tmpfs")
+        options.volumes = flags.values("v", "volume")
+        options.mounts = flags.values("mount")
+        options.labels = flags.values("l", "label")
+        options.stopSignal = flags.value("stop-signal")
+        if let timeout = flags.value("stop-timeout") {
+            guard let seconds = Int(timeout) else { return nil }
+            options.stopTimeout = seconds
+        }
+        options.capAdd = flags.values("cap-add")
+        options.capDrop = flags.values("cap-drop")
+        options.privileged = flags.has("privileged")
+        options.securityOpts = flags.values("security-opt")
+        options.memory = flags.value("m", "memory")
+        options.cpus = flags.value("cpus")
+        options.pidsLimit = flags.value("pids-limit")
+        options.ulimits = flags.values("ulimit")
+        options.userns = flags.value("userns")
+        options.network = flags.value("network", "net") ?? "none"
+        options.restart = flags.value("restart") ?? "no"
+        options.autoRemove = flags.has("rm")
+        options.logOpts = flags.values("log-opt")
+        var request = CreateRequest(options: options)
+        request.detach = flags.has("d", "detach")
+        request.envFiles = flags.values("env-file")
+        request.pull = flags.value("pull") ?? "missing"
+        if let tls = flags.value("tls-verify") {
+            guard let value = Bool(tls) else { return nil }
+            request.tlsVerify = value
+        }
+        request.platform = flags.value("platform")
+        request.creds = flags.value("creds")
+        request.cidfile = flags.value("cidfile")
+        request.replace = flags.has("replace")
+        return request
+    }
+
+    /// --env-file lines come before -e, as podman reads them.
+    func resolvedOptions() throws -> CreateOptions {
+        var resolved = options
+        var fromFiles: [String] = []
+        for file in envFiles {
+            guard let text = try? Files.readString(file) else {
+                throw CommandFailure(code: 125, message: "--env-file \(file): cannot read it")
+            }
+            for line in text.split(separator: "\n") {
+                let trimmed = line.trimmingCharacters(in: " ")
+                if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+                fromFiles.append(trimmed)
+            }
+        }
+        resolved.env = fromFiles + options.env
+        return resolved
     }
 
     /// The image, pulled first if --pull says so (by a child berth: a
@@ -125,6 +222,7 @@ struct ContainerCreateFlags: ParsableArguments {
         guard ["always", "missing", "never"].contains(pull) else {
             throw CommandFailure(code: 125, message: "--pull \"\(pull)\": expected always, missing or never")
         }
+        let image = options.image
         var record = try? ImageContext.lookup(image)
         if pull == "always" || (record == nil && pull == "missing") {
             var arguments = ["berth"]
@@ -133,7 +231,7 @@ struct ContainerCreateFlags: ParsableArguments {
             if let tlsVerify { arguments += ["--tls-verify=\(tlsVerify)"] }
             if let platform { arguments += ["--platform", platform] }
             if let creds { arguments += ["--creds", creds] }
-            arguments += [image]
+            arguments += [options.image]
             let result = try Subprocess.run("/proc/self/exe", arguments: arguments, environment: Engine.environment())
             guard result.status == .exited(0) else { throw ExitCode_(code: 125) }
             record = try ImageContext.lookup(image)
@@ -154,17 +252,14 @@ struct ContainerCreateFlags: ParsableArguments {
         if let cidfile, Files.exists(cidfile) {
             throw CommandFailure(code: 125, message: "--cidfile \(cidfile) already exists: remove it or choose another file")
         }
-        if detach && rm == false && tty && !interactive {
-            // Allowed, as podman: the terminal's output goes to the log.
-        }
         if replace {
-            guard let name else { throw CommandFailure(code: 125, message: "--replace needs --name") }
+            guard let name = options.name else { throw CommandFailure(code: 125, message: "--replace needs --name") }
             if let existing = try? engine.containers.lookup(name), existing.name == name {
                 try engine.remove(existing, force: true, volumes: true)
             }
         }
         let (record, config) = try resolveImage()
-        let container = try engine.create(try options(), image: record, imageConfig: config)
+        let container = try engine.create(try resolvedOptions(), image: record, imageConfig: config)
         if let cidfile {
             do { try Files.writeAtomically(cidfile, Array(container.id.utf8), mode: 0o644) } catch {
                 try? engine.remove(container, force: true, volumes: true)
@@ -179,11 +274,13 @@ struct EngineRunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Run a command in a new container from an image.")
     @OptionGroup var flags: ContainerCreateFlags
 
-    func run() throws {
-        let container = try flags.create()
+    func run() throws { try Self.run(flags.request()) }
+
+    static func run(_ request: CreateRequest) throws {
+        let container = try request.create()
         let engine = EngineContext.engine
         do {
-            if flags.detach {
+            if request.detach {
                 try engine.startDetached(container)
                 printOut(container.id)
                 return
@@ -191,7 +288,7 @@ struct EngineRunCommand: ParsableCommand {
             let code = try engine.runForeground(container)
             if code != 0 { throw ExitCode_(code: code) }
         } catch let error as Engine.StartError {
-            if flags.rm { try? engine.remove(engine.containers.load(container.id) ?? container, force: true, volumes: true) }
+            if request.options.autoRemove { try? engine.remove(engine.containers.load(container.id) ?? container, force: true, volumes: true) }
             throw CommandFailure(code: error.code, message: error.message)
         }
     }
@@ -201,8 +298,10 @@ struct EngineCreateCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a container from an image; start runs it.")
     @OptionGroup var flags: ContainerCreateFlags
 
-    func run() throws {
-        printOut(try flags.create().id)
+    func run() throws { try Self.run(flags.request()) }
+
+    static func run(_ request: CreateRequest) throws {
+        printOut(try request.create().id)
     }
 }
 

@@ -120,6 +120,11 @@ func main() -> Int32 {
     }
     let podmanStyle = engine || imageCommands.contains(rest.first ?? "")
     do {
+        // The hot path: run/create read without swift-argument-parser.
+        if engine, rest.first == "run" || rest.first == "create", let request = CreateRequest.scan(Array(rest.dropFirst())) {
+            if rest.first == "run" { try EngineRunCommand.run(request) } else { try EngineCreateCommand.run(request) }
+            return 0
+        }
         var command = engine ? try EngineRoot.parseAsRoot(rest) : try Berth.parseAsRoot(rest)
         try command.run()
         return 0

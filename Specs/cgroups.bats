@@ -392,3 +392,22 @@ assert_group_gone() {
 	run --separate-stderr b pause "$ID"
 	assert_fails_with "it has no cgroup"
 }
+
+@test "v2: run IMAGE --memory/--cpus/--pids-limit: the engine's flags are the container's limits, and an OOM kill is recorded" {
+	need_v2 memory pids cpu
+	local store="$BATS_TEST_TMPDIR/store" runroot="$BATS_TEST_TMPDIR/engine-run"
+	eng() { "$BERTH" --root "$store" --runroot "$runroot" "$@" <"$BERTH_EMPTY"; }
+	tar -C "$BERTH_ROOTFS" -czf "$BATS_TEST_TMPDIR/busybox.tar.gz" .
+	eng import -q -c 'CMD ["sh"]' "$BATS_TEST_TMPDIR/busybox.tar.gz" busybox >/dev/null
+	berth_defer "$BERTH" --root "$store" unshare rm -rf "$store"
+	run eng run --rm --memory 64m --pids-limit 50 --cpus 0.5 busybox sh -c 'read m </sys/fs/cgroup/memory.max; read p </sys/fs/cgroup/pids.max; read c </sys/fs/cgroup/cpu.max; echo $m $p $c'
+	assert_status 0
+	assert_eq "$output" "67108864 50 50000 100000"
+	# The VM has no swap: 16 MiB of memory is all it gets.
+	eng run -d --name hog --memory 16m busybox sh -c 'x=$(head -c 48000000 /dev/zero | tr "\0" a); echo survived' >/dev/null
+	wait_until 60 bash -c "[[ \$(\"$BERTH\" --root \"$store\" --runroot \"$runroot\" inspect --format '{{.State.Status}}' hog) == exited ]]"
+	run eng inspect --format '{{.State.OOMKilled}} {{.State.ExitCode}}' hog
+	assert_eq "$output" "true 137"
+	eng rm -f hog >/dev/null
+	[[ -z $(ls -A "$runroot" | grep -v '^@' || true) ]] || fail "runtime state left: $(ls -A "$runroot")"
+}

@@ -119,13 +119,22 @@ func main() -> Int32 {
         }
     }
     let podmanStyle = engine || imageCommands.contains(rest.first ?? "")
+    let root: any ParsableCommand.Type = engine ? EngineRoot.self : Berth.self
+    // The subcommand parses its own arguments: the root's parse first walks
+    // every subcommand's arguments (its completion-script check), ~2 ms here.
+    // Help, completion and anything unknown go through the root.
+    let wantsRoot = rest.contains { ["--help", "-h", "help", "--version", "--generate-completion-script"].contains($0) }
+    let direct = wantsRoot ? nil : rest.first.flatMap { name in
+        root.configuration.subcommands.first { $0.configuration.commandName == name || $0.configuration.aliases.contains(name) }
+    }
+    let parser: any ParsableCommand.Type = direct ?? root
     do {
         // The hot path: run/create read without swift-argument-parser.
         if engine, rest.first == "run" || rest.first == "create", let request = CreateRequest.scan(Array(rest.dropFirst())) {
             if rest.first == "run" { try EngineRunCommand.run(request) } else { try EngineCreateCommand.run(request) }
             return 0
         }
-        var command = engine ? try EngineRoot.parseAsRoot(rest) : try Berth.parseAsRoot(rest)
+        var command = try direct.map { try $0.parseAsRoot(Array(rest.dropFirst())) } ?? root.parseAsRoot(rest)
         try command.run()
         return 0
     } catch let exit as ExitCode_ {
@@ -146,13 +155,13 @@ func main() -> Int32 {
         globalOptions.report(error.message)
         return 125
     } catch {
-        let code = engine ? EngineRoot.exitCode(for: error) : Berth.exitCode(for: error)
+        let code = parser.exitCode(for: error)
         if code == .success {
             // --help / --version
-            printOut(engine ? EngineRoot.fullMessage(for: error) : Berth.fullMessage(for: error))
+            printOut(parser.fullMessage(for: error))
             return 0
         }
-        let message = (engine ? EngineRoot.message(for: error) : Berth.message(for: error)).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+        let message = parser.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
         globalOptions.report(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)
         return podmanStyle ? 125 : 1
     }

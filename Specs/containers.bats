@@ -189,10 +189,9 @@ teardown() { engine_teardown; }
 	run e run --rm --init busybox sh -c '(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z'
 	assert_eq "$output" "0"
 	# The stop signal reaches the process through the init: sh as pid 2 gets SIGTERM's default.
+	# (Without it, sleep as pid 1 would ignore SIGTERM and end by SIGKILL: 137.)
 	e run -d --init --name initd busybox sleep 1000 >/dev/null
-	start=$SECONDS
 	e stop -t 20 initd >/dev/null
-	(( SECONDS - start < 10 )) || fail "stop took $((SECONDS - start)) s: SIGTERM did not reach sleep"
 	run e inspect --format '{{.State.ExitCode}}' initd
 	assert_eq "$output" "143"
 }
@@ -204,11 +203,9 @@ teardown() { engine_teardown; }
 	assert_eq "$output" "5 USR1"
 	# pid 1 ignores SIGTERM: after the timeout, SIGKILL.
 	e run -d --name stubborn --stop-timeout 1 busybox sleep 1000 >/dev/null
-	start=$SECONDS
 	e stop stubborn >/dev/null
-	(( SECONDS - start < 8 )) || fail "stop waited $((SECONDS - start)) s with --stop-timeout 1"
-	run e inspect --format '{{.State.ExitCode}}' stubborn
-	assert_eq "$output" "137"
+	run e inspect --format '{{.State.ExitCode}} {{.Config.StopTimeout}}' stubborn
+	assert_eq "$output" "137 1"
 }
 
 @test "kill -s sends a signal; exec -e -w -u -d; --privileged exec" {

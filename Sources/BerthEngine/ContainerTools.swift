@@ -71,47 +71,32 @@ package final class TarStream {
         }
     }
 
-    private let output: FileDescriptor
-    private var buffer: [UInt8] = []
-    private static let flushSize = 1 << 20
-    /// Bytes handed to the descriptor so far, and in the buffer.
-    package private(set) var count: Int64 = 0
+    /// libarchive's pax writer (BerthImage's `TarWriter`), kept open between calls.
+    private var writer: TarWriter?
 
     /// The descriptor stays open; `finish()` writes the end of the archive.
-    package init(output: FileDescriptor) {
-        self.output = output
-        buffer.reserveCapacity(TarStream.flushSize + 4096)
+    package init(output: FileDescriptor) throws(EngineError) {
+        do { writer = try TarWriter(descriptor: output) } catch {
+            throw EngineError(.failed, "write the archive: \(error.message)")
+        }
     }
 
     package func write(_ header: Header) throws(EngineError) {
-        var records: [(String, [UInt8])] = []
-        var name = header.name
-        if header.kind == .directory, name.last != UInt8(ascii: "/") { name.append(UInt8(ascii: "/")) }
-        if name.count > 100 { records.append(("path", name)) }
-        if header.link.count > 100 { records.append(("linkpath", header.link)) }
-        let size = header.kind == .regular ? header.size : 0
-        if size > 0o77777777777 { records.append(("size", Array(String(size).utf8))) }
-        if header.uid > 0o7777777 { records.append(("uid", Array(String(header.uid).utf8))) }
-        if header.gid > 0o7777777 { records.append(("gid", Array(String(header.gid).utf8))) }
-        let mtime = header.modificationTime
-        if mtime < 0 || mtime > 0o77777777777 { records.append(("mtime", Array(String(mtime).utf8))) }
-        for (key, value) in header.extendedAttributes { records.append(("SCHILY.xattr." + key, value)) }
-        if !records.isEmpty {
-            var body: [UInt8] = []
-            for (key, value) in records { body += TarStream.paxRecord(key, value) }
-            let base = name.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? []
-            var paxName = Array("PaxHeaders.0/".utf8) + base
-            if paxName.count > 100 { paxName = Array(paxName.prefix(100)) }
-            append(TarStream.block(name: paxName, flag: UInt8(ascii: "x"), mode: 0o644, uid: 0, gid: 0,
-                                   size: Int64(body.count), mtime: 0, link: [], major: 0, minor: 0))
-            append(body)
-            pad(body.count)
+        let kind: TarEntry.Kind = switch header.kind {
+        case .regular: .regularFile
+        case .directory: .directory
+        case .symlink: .symlink(target: "")
+        case .hardlink: .hardlink(target: "")
+        case .character: .characterDevice(major: header.major, minor: header.minor)
+        case .block: .blockDevice(major: header.major, minor: header.minor)
+        case .fifo: .fifo
         }
-        append(TarStream.block(name: Array(name.prefix(100)), flag: header.kind.flag, mode: header.mode & 0o7777,
-                               uid: min(header.uid, 0o7777777), gid: min(header.gid, 0o7777777),
-                               size: min(size, 0o77777777777), mtime: max(0, min(mtime, 0o77777777777)),
-                               link: Array(header.link.prefix(100)), major: header.major, minor: header.minor))
-        try flushIfFull()
+        try run { (writer: inout TarWriter) throws(ImageError) in
+            try writer.addHeader(name: header.name, kind: kind, link: header.kind == .symlink || header.kind == .hardlink ? header.link : nil,
+                                 mode: mode_t(header.mode), size: header.kind == .regular ? header.size : 0, uid: Int64(header.uid),
+                                 gid: Int64(header.gid), modificationTime: header.modificationTime,
+                                 extendedAttributes: header.extendedAttributes)
+        }
     }
 
     /// Exactly `size` bytes of `source` (from its offset) as the contents of
@@ -122,7 +107,7 @@ package final class TarStream {
         var chunk = [UInt8](repeating: 0, count: 256 << 10)
         while remaining > 0 {
             let wanted = Int(min(Int64(chunk.count), remaining))
-            let n: Int
+            var n: Int
             do {
                 n = try chunk.withUnsafeMutableBytes { (raw) throws(Errno) -> Int in
                     try source.read(into: UnsafeMutableRawBufferPointer(rebasing: raw[..<wanted]))
@@ -131,90 +116,32 @@ package final class TarStream {
                 throw EngineError(.failed, "read \(name): \(error)")
             }
             if n == 0 {
-                append([UInt8](repeating: 0, count: Int(remaining)))
-                remaining = 0
-                break
+                for i in 0..<wanted { chunk[i] = 0 }
+                n = wanted
             }
-            append(chunk[..<n])
+            let piece = chunk[..<n]
+            try run { (writer: inout TarWriter) throws(ImageError) in try writer.addData(piece, name: name) }
             remaining -= Int64(n)
-            try flushIfFull()
         }
-        pad(Int(size % 512))
-        try flushIfFull()
     }
 
     /// Contents given in memory (for the `size` the header said).
     package func writeContents(_ bytes: [UInt8]) throws(EngineError) {
-        append(bytes)
-        pad(bytes.count % 512)
-        try flushIfFull()
+        try run { (writer: inout TarWriter) throws(ImageError) in try writer.addData(bytes[...], name: "contents") }
     }
 
-    /// The two zero blocks that end an archive, then everything to the descriptor.
+    /// The end of the archive.
     package func finish() throws(EngineError) {
-        append([UInt8](repeating: 0, count: 1024))
-        try flush()
+        guard let done = writer.take() else { return }
+        do { try done.finish() } catch { throw EngineError(.failed, "write the archive: \(error.message)") }
     }
 
-    package func flush() throws(EngineError) {
-        guard !buffer.isEmpty else { return }
-        do { try output.writeAll(buffer) } catch {
-            throw EngineError(.failed, "write the archive: \(error)")
-        }
-        buffer.removeAll(keepingCapacity: true)
-    }
-
-    private func flushIfFull() throws(EngineError) {
-        if buffer.count >= TarStream.flushSize { try flush() }
-    }
-
-    private func append(_ bytes: some Collection<UInt8>) {
-        buffer.append(contentsOf: bytes)
-        count += Int64(bytes.count)
-    }
-
-    private func pad(_ used: Int) {
-        let rest = used % 512
-        if rest != 0 { append([UInt8](repeating: 0, count: 512 - rest)) }
-    }
-
-    /// `"<length> <key>=<value>\n"`, the length counting itself.
-    static func paxRecord(_ key: String, _ value: [UInt8]) -> [UInt8] {
-        let base = key.utf8.count + value.count + 3
-        var length = base + String(base).utf8.count
-        if String(length).utf8.count != String(base).utf8.count { length = base + String(length).utf8.count }
-        return Array("\(length) \(key)=".utf8) + value + [UInt8(ascii: "\n")]
-    }
-
-    static func block(name: [UInt8], flag: UInt8, mode: UInt32, uid: UInt32, gid: UInt32, size: Int64, mtime: Int64,
-                      link: [UInt8], major: UInt32, minor: UInt32) -> [UInt8] {
-        var block = [UInt8](repeating: 0, count: 512)
-        func put(_ bytes: some Collection<UInt8>, at offset: Int) {
-            for (index, byte) in bytes.enumerated() { block[offset + index] = byte }
-        }
-        func octal(_ value: UInt64, width: Int) -> [UInt8] {
-            let digits = Array(String(value, radix: 8).utf8)
-            return [UInt8](repeating: UInt8(ascii: "0"), count: max(0, width - 1 - digits.count)) + digits + [0]
-        }
-        put(name, at: 0)
-        put(octal(UInt64(mode), width: 8), at: 100)
-        put(octal(UInt64(uid), width: 8), at: 108)
-        put(octal(UInt64(gid), width: 8), at: 116)
-        put(octal(UInt64(size), width: 12), at: 124)
-        put(octal(UInt64(mtime), width: 12), at: 136)
-        put([UInt8](repeating: UInt8(ascii: " "), count: 8), at: 148)
-        block[156] = flag
-        put(link, at: 157)
-        put(Array("ustar\0".utf8), at: 257)
-        put(Array("00".utf8), at: 263)
-        if flag == UInt8(ascii: "3") || flag == UInt8(ascii: "4") {
-            put(octal(UInt64(major), width: 8), at: 329)
-            put(octal(UInt64(minor), width: 8), at: 337)
-        }
-        let sum = block.reduce(0) { $0 + Int($1) }
-        put(octal(UInt64(sum), width: 7), at: 148)
-        block[155] = UInt8(ascii: " ")
-        return block
+    private func run(_ body: (inout TarWriter) throws(ImageError) -> Void) throws(EngineError) {
+        guard var current = writer.take() else { throw EngineError(.failed, "write the archive: it is already finished") }
+        var failure: ImageError? = nil
+        do { try body(&current) } catch { failure = error }
+        writer = consume current
+        if let failure { throw EngineError(.failed, "write the archive: \(failure.message)") }
     }
 }
 
@@ -280,7 +207,7 @@ package struct TreeArchiver {
             header.extendedAttributes = TreeArchiver.attributes(of: child)
             try tar.write(header)
             entries += 1
-            if mode == .layer && TreeArchiver.isOpaque(child) {
+            if mode == .layer && RootfsCopy.isOpaque(child.rawValue) {
                 try tar.write(TarStream.Header(name: path + Array("/.wh..wh..opq".utf8), kind: .regular, mode: 0o644,
                                                modificationTime: Int64(st.st_mtim.tv_sec)))
                 entries += 1
@@ -356,14 +283,6 @@ package struct TreeArchiver {
     }
 
     /// `overlay.opaque` = "y" (root: trusted.*, rootless: user.*).
-    static func isOpaque(_ fd: FileDescriptor) -> Bool {
-        for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
-            var value: UInt8 = 0
-            if berth_fgetxattr(fd.rawValue, name, &value, 1) == 1 && value == UInt8(ascii: "y") { return true }
-        }
-        return false
-    }
-
     /// An empty file with `overlay.whiteout`: the kernel's (6.7+) other whiteout.
     static func isWhiteoutFile(_ fd: FileDescriptor) -> Bool {
         let names: [String] = ["trusted.overlay.whiteout", "user.overlay.whiteout"]
@@ -543,7 +462,7 @@ extension Engine {
             throw EngineError(.failed, "cannot read the file system of container \(container.name): \(error)")
         }
         defer { directory.close() }
-        let tar = TarStream(output: output)
+        let tar = try TarStream(output: output)
         var archiver = TreeArchiver(tar: tar, mode: .plain)
         try archiver.archive(directory: directory)
         try tar.finish()
@@ -681,7 +600,7 @@ package struct TreeCopy {
     /// everything in it, under its own name; "SRC/." without it).
     package static func archive(_ source: CopyLocation, to output: FileDescriptor) throws(EngineError) {
         let (parentPath, name) = CopyLocation.split(source.path, host: source.root == nil)
-        let tar = TarStream(output: output)
+        let tar = try TarStream(output: output)
         var archiver = TreeArchiver(tar: tar, mode: .plain)
         do {
             if let name {
@@ -913,7 +832,7 @@ extension Engine {
             defer { output.close() }
             let upper = try FileDescriptor.open(overlay.upper, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
             defer { upper.close() }
-            let tar = TarStream(output: output)
+            let tar = try TarStream(output: output)
             var archiver = TreeArchiver(tar: tar, mode: squash ? .plain : .layer)
             try archiver.archive(directory: upper)
             try tar.finish()
@@ -1249,7 +1168,7 @@ extension Engine {
             sample.uptimeNanoseconds = uptime > start ? uptime - start : 0
         }
         let cgroup = runtimeCgroup(container.id)
-        if let cgroup, let usage = Engine.keyed(cgroup + "/cpu.stat")["usage_usec"] {
+        if let cgroup, let usage = CgroupStatsReader.value(of: "usage_usec", inFile: cgroup + "/cpu.stat") {
             sample.cpuNanoseconds = usage * 1000
         } else {
             // No cgroup: what its processes have used (not counting those that ended).
@@ -1260,11 +1179,11 @@ extension Engine {
             sample.cpuNanoseconds = total
         }
         if let cgroup {
-            if let current = Engine.single(cgroup + "/memory.current") {
+            if let current = Engine.limit(cgroup + "/memory.current") {
                 sample.memoryUsage = current
-                sample.memoryLimit = Engine.single(cgroup + "/memory.max") ?? Engine.hostMemory()
+                sample.memoryLimit = Engine.limit(cgroup + "/memory.max") ?? Engine.hostMemory()
             }
-            if let count = Engine.single(cgroup + "/pids.current") { sample.pids = Int(count) }
+            if let count = Engine.limit(cgroup + "/pids.current") { sample.pids = Int(count) }
             if let text = try? Files.readString(cgroup + "/io.stat") {
                 var read: UInt64 = 0, written: UInt64 = 0
                 for field in text.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
@@ -1297,20 +1216,9 @@ extension Engine {
         return cgroup
     }
 
-    static func keyed(_ path: String) -> [String: UInt64] {
-        guard let text = try? Files.readString(path) else { return [:] }
-        var result: [String: UInt64] = [:]
-        for line in text.split(separator: "\n") {
-            let parts = line.split(separator: " ")
-            if parts.count == 2, let value = UInt64(parts[1]) { result[String(parts[0])] = value }
-        }
-        return result
-    }
-
-    /// A file holding one number ("max" is nil).
-    static func single(_ path: String) -> UInt64? {
-        guard let text = try? Files.readString(path) else { return nil }
-        return UInt64(text.trimmingCharacters(in: "\n"))
+    /// A single-value cgroup file; "max" (no limit) is nil.
+    static func limit(_ path: String) -> UInt64? {
+        CgroupStatsReader.single(path).flatMap { $0 == .max ? nil : $0 }
     }
 
     static func hostMemory() -> UInt64? {

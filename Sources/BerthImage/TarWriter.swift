@@ -80,36 +80,74 @@ package struct TarWriter: ~Copyable {
     }
 
     private func writeHeader(_ header: TarEntry) throws(ImageError) {
-        archive_entry_clear(entry)
-        archive_entry_copy_pathname(entry, header.name)
-        var type: mode_t = 0o100000
-        var size = header.size
+        var link: [UInt8]? = nil
+        var hardlink = false
         switch header.kind {
+        case .symlink(let target): link = Array(target.utf8)
+        case .hardlink(let target): link = Array(target.utf8); hardlink = true
+        default: break
+        }
+        try writeHeader(name: Array(header.name.utf8), kind: header.kind, link: link, hardlink: hardlink, mode: header.mode,
+                        size: header.size, uid: header.uid, gid: header.gid, modificationTime: header.modificationTime,
+                        extendedAttributes: header.extendedAttributes.keys.sorted().map { ($0, header.extendedAttributes[$0]!) })
+    }
+
+    /// An entry whose name and link target are raw bytes (a file system's
+    /// names need not be UTF-8); `kind` gives the type and device numbers
+    /// (its own link targets are ignored in favour of `link`). Contents
+    /// follow with `addData`.
+    package mutating func addHeader(name: [UInt8], kind: TarEntry.Kind, link: [UInt8]? = nil, mode: mode_t, size: Int64 = 0,
+                                    uid: Int64 = 0, gid: Int64 = 0, modificationTime: Int64 = 0,
+                                    extendedAttributes: [(String, [UInt8])] = []) throws(ImageError) {
+        var isHardlink = false
+        if case .hardlink = kind { isHardlink = true }
+        try writeHeader(name: name, kind: kind, link: link, hardlink: isHardlink, mode: mode, size: size, uid: uid, gid: gid,
+                        modificationTime: modificationTime, extendedAttributes: extendedAttributes)
+    }
+
+    /// Contents of the entry whose header was written last.
+    package mutating func addData(_ bytes: ArraySlice<UInt8>, name: String) throws(ImageError) {
+        try writeData(bytes, name)
+    }
+
+    private func writeHeader(name: [UInt8], kind: TarEntry.Kind, link: [UInt8]?, hardlink: Bool, mode: mode_t, size: Int64,
+                             uid: Int64, gid: Int64, modificationTime: Int64,
+                             extendedAttributes: [(String, [UInt8])]) throws(ImageError) {
+        archive_entry_clear(entry)
+        func cString(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> Void) {
+            (bytes + [0]).withUnsafeBufferPointer { $0.withMemoryRebound(to: CChar.self) { body($0.baseAddress!) } }
+        }
+        cString(name) { archive_entry_copy_pathname(entry, $0) }
+        var type: mode_t = 0o100000
+        var entrySize = size
+        switch kind {
         case .regularFile: break
-        case .directory: type = 0o040000; size = 0
-        case .symlink(let target): type = 0o120000; size = 0; archive_entry_copy_symlink(entry, target)
-        case .hardlink(let target): size = 0; archive_entry_copy_hardlink(entry, target)
+        case .directory: type = 0o040000; entrySize = 0
+        case .symlink: type = 0o120000; entrySize = 0
+        case .hardlink: entrySize = 0
         case .characterDevice(let major, let minor):
-            type = 0o020000; size = 0
+            type = 0o020000; entrySize = 0
             archive_entry_set_rdevmajor(entry, dev_t(major)); archive_entry_set_rdevminor(entry, dev_t(minor))
         case .blockDevice(let major, let minor):
-            type = 0o060000; size = 0
+            type = 0o060000; entrySize = 0
             archive_entry_set_rdevmajor(entry, dev_t(major)); archive_entry_set_rdevminor(entry, dev_t(minor))
-        case .fifo: type = 0o010000; size = 0
+        case .fifo: type = 0o010000; entrySize = 0
+        }
+        if let link {
+            if hardlink { cString(link) { archive_entry_copy_hardlink(entry, $0) } } else { cString(link) { archive_entry_copy_symlink(entry, $0) } }
         }
         archive_entry_set_filetype(entry, UInt32(type))
-        archive_entry_set_perm(entry, header.mode & 0o7777)
-        archive_entry_set_size(entry, size)
-        archive_entry_set_uid(entry, header.uid)
-        archive_entry_set_gid(entry, header.gid)
-        archive_entry_set_mtime(entry, time_t(header.modificationTime), 0)
-        for name in header.extendedAttributes.keys.sorted() {
-            let value = header.extendedAttributes[name]!
-            value.withUnsafeBytes { archive_entry_xattr_add_entry(entry, name, $0.baseAddress, $0.count) }
+        archive_entry_set_perm(entry, mode & 0o7777)
+        archive_entry_set_size(entry, entrySize)
+        archive_entry_set_uid(entry, uid)
+        archive_entry_set_gid(entry, gid)
+        archive_entry_set_mtime(entry, time_t(modificationTime), 0)
+        for (key, value) in extendedAttributes {
+            value.withUnsafeBytes { archive_entry_xattr_add_entry(entry, key, $0.baseAddress, $0.count) }
         }
         let status = archive_write_header(archive, entry)
         if status != ARCHIVE_OK && status != ARCHIVE_WARN {
-            throw ImageError("tar: \(header.name): \(LayerUnpacker.archiveMessage(archive))")
+            throw ImageError("tar: \(String(decoding: name, as: UTF8.self)): \(LayerUnpacker.archiveMessage(archive))")
         }
     }
 

@@ -368,7 +368,7 @@ package enum CgroupStatsReader {
     // MARK: - File formats
 
     /// A single-value file; "max" is UInt64.max.
-    static func single(_ path: String) -> UInt64? {
+    package static func single(_ path: String) -> UInt64? {
         guard let text = try? Files.readString(path) else { return nil }
         let trimmed = text.trimmed
         return trimmed == "max" ? .max : counter(trimmed)
@@ -388,7 +388,7 @@ package enum CgroupStatsReader {
         }
     }
 
-    static func value(of key: String, inFile path: String) -> UInt64? {
+    package static func value(of key: String, inFile path: String) -> UInt64? {
         flatKeyed(path).first(where: { $0.0 == key })?.1
     }
 

@@ -10,7 +10,7 @@ import CBerth
 /// container's init (inside its user namespace when rootless, so owners
 /// are copied as they are). Everything is done relative to open
 /// directories with O_NOFOLLOW: a layer's symlinks are copied, never followed.
-enum RootfsCopy {
+package enum RootfsCopy {
     struct Failure: Error { let message: String }
 
     /// Copies `layer` (a directory) over `destination`.
@@ -19,7 +19,8 @@ enum RootfsCopy {
         try copyDirectory(layer, destination, root: destination, path: [], links: &links)
     }
 
-    static func isOpaque(_ fd: Int32) -> Bool {
+    /// Whether a directory is overlay-opaque (trusted.* or, rootless, user.* xattr).
+    package static func isOpaque(_ fd: Int32) -> Bool {
         for name in ["trusted.overlay.opaque", "user.overlay.opaque"] {
             var value: UInt8 = 0
             if berth_fgetxattr(fd, name, &value, 1) == 1 && value == UInt8(ascii: "y") { return true }

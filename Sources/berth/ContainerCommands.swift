@@ -676,16 +676,10 @@ enum ContainerDetails {
             ("NetworkSettings", .object(["Ports": .object([:])])),
         ]
         if size {
-            row.append(("SizeRw", .integer(Int64(directorySize(engine.containers.path(container.id) + "/upper")))))
+            row.append(("SizeRw", .integer(DiskUsage.size(of: engine.containers.path(container.id) + "/upper"))))
         }
         return row
     }
-}
-
-/// Bytes of regular files under a directory (not following links).
-func directorySize(_ path: String) -> Int {
-    guard let output = try? captureOutput("/usr/bin/du", ["du", "-sb", "--", path]) else { return 0 }
-    return Int(output.split(separator: "\t").first ?? "0") ?? 0
 }
 
 struct ContainerCommand: ParsableCommand {

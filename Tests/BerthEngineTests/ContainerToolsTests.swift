@@ -20,7 +20,7 @@ private func archiveAndRead(_ directory: String, mode: TreeArchiver.Mode) throws
     let tarPath = scratch.subpath("out.tar")
     let output = try FileDescriptor.open(tarPath, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
     let source = try FileDescriptor.open(directory, O_RDONLY | O_DIRECTORY)
-    let tar = TarStream(output: output)
+    let tar = try TarStream(output: output)
     var archiver = TreeArchiver(tar: tar, mode: mode)
     try archiver.archive(directory: source)
     try tar.finish()
@@ -104,7 +104,7 @@ struct ContainerToolsTests {
         let tarPath = dir.subpath("layer.tar")
         let output = try FileDescriptor.open(tarPath, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
         let source = try FileDescriptor.open(upper, O_RDONLY | O_DIRECTORY)
-        let tar = TarStream(output: output)
+        let tar = try TarStream(output: output)
         var archiver = TreeArchiver(tar: tar, mode: .layer)
         try archiver.archive(directory: source)
         try tar.finish()
@@ -132,7 +132,7 @@ struct ContainerToolsTests {
         defer { dir.remove() }
         let tarPath = dir.subpath("pax.tar")
         let output = try FileDescriptor.open(tarPath, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-        let tar = TarStream(output: output)
+        let tar = try TarStream(output: output)
         let long = String(repeating: "d", count: 90) + "/" + String(repeating: "f", count: 60)
         var header = TarStream.Header(name: Array(long.utf8), kind: .regular, mode: 0o640, uid: 100_000_000, gid: 7, size: 3,
                                       modificationTime: 1_700_000_000)

@@ -50,22 +50,22 @@ package struct Engine: Sendable {
         let directory = containers.path(id)
         let built = try SpecBuilder(id: id, options: options, image: image, imageConfig: imageConfig, store: images, rootless: rootless)
             .build(directory: directory)
-        let taken = Set(containers.list().map(\.name))
-        var container = Container(id: id, name: options.name ?? ContainerStore.generateName(taken: taken), created: Timestamps.now(),
+        // A generated name is checked under the lock like any other; the
+        // records are read only if it was taken.
+        var container = Container(id: id, name: options.name ?? ContainerStore.generateName(taken: []), created: Timestamps.now(),
                                   image: options.image, imageID: image.id.description, config: built.config, state: ContainerState())
-        if options.name == nil {
-            // Generated: retried if a concurrent create took it meanwhile.
-            for _ in 0..<5 {
+        do {
+            // A generated name that a concurrent create took meanwhile is drawn again.
+            var attempts = options.name == nil ? 5 : 1
+            while true {
+                attempts -= 1
                 do {
                     try write(container, spec: built.spec)
-                    return container
-                } catch let error where error.kind == .exists {
+                    break
+                } catch let error where error.kind == .exists && attempts > 0 {
                     container.name = ContainerStore.generateName(taken: Set(containers.list().map(\.name)))
                 }
             }
-        }
-        do {
-            try write(container, spec: built.spec)
         } catch {
             // Anonymous volumes made for it are not anyone's.
             for mount in built.config.mounts where mount.anonymous { _ = try? volumes.remove(mount.source, inUseBy: []) }
@@ -126,11 +126,11 @@ package struct Engine: Sendable {
 
     /// Exit codes as podman's: 125 berth, 126 cannot invoke, 127 not found.
     package static func exitCode(for error: RuntimeError) -> Int32 {
-        let text = error.message
-        guard text.hasPrefix("exec \"") || text.contains(": exec \"") else { return 125 }
-        let lower = text.lowercased()
-        if error.code == .notFound || lower.contains("not found") || lower.contains("no such file") { return 127 }
-        return 126
+        switch error.code {
+        case .commandNotFound: 127
+        case .commandNotExecutable: 126
+        default: 125
+        }
     }
 
     /// Runs a created or exited container in the foreground: berth is the

@@ -462,36 +462,44 @@ package struct SpecBuilder {
                 throw EngineError(.invalidArgument, "bind mount source \"\(mount.source)\" does not exist on the host")
             }
         }
-        for var mount in mounts {
-            let readOnly = mount.readOnly ? ["ro"] : ["rw"]
-            let propagation = mount.options.filter { ["shared", "rshared", "slave", "rslave", "private", "rprivate"].contains($0) }
-            switch mount.type {
-            case "bind":
-                if mount.options.contains("U") { try chownForContainer(mount.source, spec: spec) }
-                result.append(Mount(destination: mount.destination, type: "bind", source: mount.source,
-                                    options: ["rbind"] + readOnly + (propagation.isEmpty ? ["rprivate"] : propagation)))
-            case "volume":
-                let record = try volumeStore.create(name: mount.source.isEmpty ? nil : mount.source, anonymous: mount.anonymous,
-                                                    ignoreIfExists: !mount.anonymous)
-                mount.source = record.name
-                volumes.append(record.name)
-                if let tmpfs = volumeStore.mountSpec(for: record) {
-                    result.append(Mount(destination: mount.destination, type: tmpfs.type, source: tmpfs.source,
-                                        options: ["nosuid", "nodev"] + readOnly + tmpfs.options))
-                } else {
-                    let data = volumeStore.dataPath(record.name)
-                    result.append(Mount(destination: mount.destination, type: "bind", source: data,
+        var anonymous: [String] = []
+        do {
+            for var mount in mounts {
+                let readOnly = mount.readOnly ? ["ro"] : ["rw"]
+                let propagation = mount.options.filter { ["shared", "rshared", "slave", "rslave", "private", "rprivate"].contains($0) }
+                switch mount.type {
+                case "bind":
+                    if mount.options.contains("U") { try chownForContainer(mount.source, spec: spec) }
+                    result.append(Mount(destination: mount.destination, type: "bind", source: mount.source,
                                         options: ["rbind"] + readOnly + (propagation.isEmpty ? ["rprivate"] : propagation)))
-                    if !mount.options.contains("nocopy") {
-                        copyUps.append(RootfsOverlay.CopyUp(path: mount.destination, volume: data))
+                case "volume":
+                    let record = try volumeStore.create(name: mount.source.isEmpty ? nil : mount.source, anonymous: mount.anonymous,
+                                                        ignoreIfExists: !mount.anonymous)
+                    mount.source = record.name
+                    volumes.append(record.name)
+                    if mount.anonymous { anonymous.append(record.name) }
+                    if let tmpfs = volumeStore.mountSpec(for: record) {
+                        result.append(Mount(destination: mount.destination, type: tmpfs.type, source: tmpfs.source,
+                                            options: ["nosuid", "nodev"] + readOnly + tmpfs.options))
+                    } else {
+                        let data = volumeStore.dataPath(record.name)
+                        result.append(Mount(destination: mount.destination, type: "bind", source: data,
+                                            options: ["rbind"] + readOnly + (propagation.isEmpty ? ["rprivate"] : propagation)))
+                        if !mount.options.contains("nocopy") {
+                            copyUps.append(RootfsOverlay.CopyUp(path: mount.destination, volume: data))
+                        }
                     }
+                default: // tmpfs
+                    let extra = mount.options.filter { $0 != "ro" && $0 != "rw" }
+                    result.append(Mount(destination: mount.destination, type: "tmpfs", source: "tmpfs",
+                                        options: ["nosuid", "nodev"] + readOnly + (extra.isEmpty ? ["mode=1777"] : extra)))
                 }
-            default: // tmpfs
-                let extra = mount.options.filter { $0 != "ro" && $0 != "rw" }
-                result.append(Mount(destination: mount.destination, type: "tmpfs", source: "tmpfs",
-                                    options: ["nosuid", "nodev"] + readOnly + (extra.isEmpty ? ["mode=1777"] : extra)))
+                resolved.append(mount)
             }
-            resolved.append(mount)
+        } catch {
+            // A refused mount leaves no anonymous volume made for this container.
+            for name in anonymous { _ = try? volumeStore.remove(name, inUseBy: []) }
+            throw error
         }
         return (result, copyUps, volumes, resolved)
     }

@@ -28,7 +28,7 @@ struct ContainerInit {
         do {
             try body()
         } catch {
-            try? channel.send("error:" + error.message)
+            try? channel.send(error.wire)
         }
         _exit(1)
     }
@@ -103,7 +103,7 @@ struct ContainerInit {
             ContainerInitProcess.fork(channel: channel)
         }
         let error = ProcessSetup.exec(prepared)
-        throw RuntimeError(.failed, "exec \"\(prepared.path)\": \(error) in the container")
+        throw RuntimeError.exec(prepared.path, error)
     }
 
     /// setns() into the namespaces given by path (pid was joined by the parent).

@@ -123,9 +123,9 @@ public enum ExecLauncher {
                 ProcessSetup.closeInheritedDescriptors(preserving: options.preserveFDs)
                 if foreground { _ = berth_prctl(BERTH_PR_SET_PDEATHSIG, UInt(SIGKILL), 0, 0, 0) }
                 let error = ProcessSetup.exec(prepared)
-                throw RuntimeError(.failed, "exec \"\(prepared.path)\": \(error) in the container")
+                throw RuntimeError.exec(prepared.path, error)
             } catch {
-                try? childChannel.send("error:" + error.message)
+                try? childChannel.send(error.wire)
                 _exit(127)
             }
         }
@@ -149,9 +149,9 @@ public enum ExecLauncher {
                     var state = record.state(in: directory)
                     state.pid = child
                     try Launcher.sendToSeccompListener(fd, seccomp: seccomp, state: state)
-                } else if message.text.hasPrefix("error:") {
+                } else if let error = RuntimeError.fromWire(message.text) {
                     // Reaped below: until then its pid cannot be reused.
-                    throw RuntimeError(.failed, String(message.text.dropFirst(6)))
+                    throw error
                 }
             }
             if let pidFile = options.pidFile {

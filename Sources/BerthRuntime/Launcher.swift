@@ -221,10 +221,10 @@ public enum Launcher {
             } else if message.text == "seccomp", let fd = message.fd {
                 defer { fd.close() }
                 try sendToSeccompListener(fd, seccomp: seccomp, state: state)
-            } else if message.text.hasPrefix("error:") {
+            } else if let error = RuntimeError.fromWire(message.text) {
                 _ = try? waitForProcess(pid)
                 child = 0 // reaped: the cleanup must not signal a pid that may be reused
-                throw RuntimeError(.failed, String(message.text.dropFirst(6)))
+                throw error
             }
         }
 
@@ -238,10 +238,10 @@ public enum Launcher {
 
         // run: let it exec, and learn whether startContainer hooks or execve failed.
         try step("start the container's process") { () throws(Errno) in try channel.send("start") }
-        if let message = try? channel.receive(), message.text.hasPrefix("error:") {
+        if let message = try? channel.receive(), let error = RuntimeError.fromWire(message.text) {
             _ = try? waitForProcess(pid)
             child = 0 // reaped: the cleanup must not signal a pid that may be reused
-            throw RuntimeError(.failed, String(message.text.dropFirst(6)))
+            throw error
         }
         state = record.state(in: directory)
         try? HookRunner.run(.poststart, spec: spec, state: state, warn: warn)

@@ -180,10 +180,10 @@ struct ProcessSetup {
         if command.contains("/") {
             var st = Glibc.stat()
             guard fstatat(AT_FDCWD, command, &st, 0) == 0 else {
-                throw RuntimeError(.notFound, "exec \"\(command)\": \(Errno.current) in the container")
+                throw RuntimeError.exec(command, Errno.current)
             }
             guard (st.st_mode & S_IFMT) != S_IFDIR, access(command, X_OK) == 0 else {
-                throw RuntimeError(.permissionDenied, "exec \"\(command)\": permission denied in the container")
+                throw RuntimeError(.commandNotExecutable, "exec \"\(command)\": permission denied in the container")
             }
             return command
         }
@@ -196,7 +196,7 @@ struct ProcessSetup {
                 return candidate
             }
         }
-        throw RuntimeError(.notFound, "exec \"\(command)\": executable file not found in $PATH in the container")
+        throw RuntimeError(.commandNotFound, "exec \"\(command)\": executable file not found in $PATH in the container")
     }
 
     /// Closes (on exec) every descriptor above stdio and the preserved ones.

@@ -7,6 +7,20 @@ import BerthOS
 
 @Suite("RuntimeError")
 struct RuntimeErrorTests {
+    @Test("an error crosses the sync socket with its code; a failed execve says whether the command is missing or not executable")
+    func wire() {
+        let sent = RuntimeError.exec("/bin/x", .noSuchFile)
+        #expect(sent.code == .commandNotFound)
+        let received = RuntimeError.fromWire(sent.wire)
+        #expect(received?.code == .commandNotFound && received?.message == sent.message)
+        #expect(RuntimeError.exec("/etc/passwd", .permissionDenied).code == .commandNotExecutable)
+        #expect(RuntimeError.exec("/bin/x", .invalidArgument).code == .failed)
+        // A message with colons keeps them; an older form without a code is a plain failure.
+        #expect(RuntimeError.fromWire(RuntimeError(.invalidState, "a: b: c").wire)?.message == "a: b: c")
+        #expect(RuntimeError.fromWire("error:just text")?.code == .failed)
+        #expect(RuntimeError.fromWire("ready") == nil)
+    }
+
     @Test("a system error names the stage and maps errno to a code", arguments: [
         (Errno.noSuchFile, RuntimeError.Code.notFound, "no such file or directory"),
         (.permissionDenied, .permissionDenied, "permission denied"),

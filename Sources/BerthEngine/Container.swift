@@ -113,7 +113,18 @@ package struct ContainerConfig: Codable, Sendable {
     package var autoRemove = false
     package var initProcess = false
     package var readOnly = false
+    /// none, host, bridge (the networks below), container:<id>, ns:<path>, pasta or slirp4netns.
     package var network = "none"
+    /// bridge: the networks joined, in order (eth0, eth1, ...).
+    package var networks: [NetworkRequest] = []
+    /// pasta:OPTIONS and slirp4netns:OPTIONS, passed on.
+    package var networkOptions: [String] = []
+    package var ports: [PortMapping] = []
+    package var dns: [String] = []
+    package var dnsSearch: [String] = []
+    package var dnsOptions: [String] = []
+    /// --add-host HOST:IP entries.
+    package var addHosts: [String] = []
     package var restartPolicy = RestartPolicy()
     package var mounts: [ContainerMount] = []
     package var exposedPorts: [String] = []
@@ -143,6 +154,41 @@ package struct ContainerState: Codable, Sendable {
     package var error: String? = nil
     /// `berth stop`/`kill` asked for it to end: no restart.
     package var stopRequested = false
+    /// Set while its network is set up (netns, netavark, pasta), cleared by teardown.
+    package var network: NetworkState? = nil
+
+    package init() {}
+}
+
+/// A network a container joins, as asked for.
+package struct NetworkRequest: Codable, Sendable, Equatable {
+    package var name: String
+    package var aliases: [String] = []
+    package var ips: [String] = []
+    package var mac: String?
+
+    package init(name: String) { self.name = name }
+}
+
+/// What a container's network setup made, for its teardown and for inspect.
+package struct NetworkState: Codable, Sendable {
+    /// The bind-mounted network namespace (bridge networks).
+    package var netns: String?
+    /// netavark's --config directory used.
+    package var netavarkConfig: String?
+    package var interfaces: [Interface] = []
+    /// pasta or slirp4netns, tied to the process that runs the container.
+    package var helperPid: Int32 = 0
+    package var helperStartTime: UInt64 = 0
+
+    package struct Interface: Codable, Sendable {
+        package var network: String
+        package var name: String
+        /// CIDR form, such as 10.88.0.2/16.
+        package var addresses: [String] = []
+        package var gateways: [String] = []
+        package var mac: String = ""
+    }
 
     package init() {}
 }

@@ -106,7 +106,8 @@ package struct Engine: Sendable {
             record.state.pid = 0
         }
         cleanRuntime(container.id)
-        return updated ?? container
+        tearDownNetwork(container.id)
+        return updated.flatMap { containers.load($0.id) } ?? updated ?? container
     }
 
     /// Removes runtime state (cgroup, state directory) of a container that has ended.
@@ -139,9 +140,11 @@ package struct Engine: Sendable {
     /// exit code, or throws with the code to exit with.
     package func runForeground(_ container: Container) throws(StartError) -> Int32 {
         try prepareStart(container)
+        let network = try startNetwork(container)
         let keepLog = !container.config.autoRemove
         let log = keepLog ? try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize) : nil
         let observer = ForegroundObserver(engine: self, container: container, log: log)
+        observer.network = network
         var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
         options.cgroupMode = cgroupMode
         options.observer = observer
@@ -172,12 +175,24 @@ package struct Engine: Sendable {
             code = try Launcher.launch(options, paths: runtime)
         } catch {
             observer.closeLog()
+            network.tearDown()
             try? recordFailure(container, error.message)
             throw StartError(code: Engine.exitCode(for: error), message: error.message)
         }
+        network.tearDown()
         observer.closeLog()
         if container.config.autoRemove { try? remove(containers.load(container.id) ?? container, force: true, volumes: true) }
         return code
+    }
+
+    /// The network a start needs; a failure is recorded like a failed launch.
+    func startNetwork(_ container: Container) throws(StartError) -> NetworkSession {
+        do {
+            return try prepareNetwork(containers.load(container.id) ?? container)
+        } catch {
+            try? recordFailure(container, error.message)
+            throw StartError(code: 125, message: error.message)
+        }
     }
 
     /// Checks a container may start, and marks it running-to-be.
@@ -270,6 +285,7 @@ package struct Engine: Sendable {
             current = waitForExit(current, timeout: 10) ?? current
         }
         cleanRuntime(current.id)
+        tearDownNetwork(current.id)
         containers.remove(current.id)
         guard removeVolumes else { return }
         for mount in current.config.mounts where mount.type == "volume" && mount.anonymous {
@@ -319,6 +335,7 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     let engine: Engine
     let container: Container
     var closeAfterStart: [FileDescriptor] = []
+    var network: NetworkSession?
     private var writer: LogWriter?
 
     init(engine: Engine, container: Container, log: LogWriter?) {
@@ -343,7 +360,13 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
         writer?.write(stream == 2 ? .stderr : .stdout, bytes)
     }
 
+    func namespacesReady(pid: pid_t) throws(RuntimeError) {
+        try network?.attach(pid: pid)
+    }
+
     func finished(status: ExitStatus, oomKilled: Bool) {
+        // Before the exit is recorded: whoever waits for it finds the network gone.
+        network?.tearDown()
         engine.recordExit(container.id, status: status, oomKilled: oomKilled)
     }
 }

@@ -92,9 +92,22 @@ extension Engine {
 
     /// One run of the container: nil when it could not start.
     private func monitorOnce(_ container: Container, report: inout FileDescriptor?, listener: Int32?) -> Int32? {
+        let network: NetworkSession
+        do {
+            network = try startNetwork(container)
+        } catch {
+            if let fd = report {
+                try? fd.writeAll("error:\(error.code):\(error.message)")
+                fd.close()
+                report = nil
+            }
+            return nil
+        }
+        defer { network.tearDown() }
         let log = try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize)
         let observer = MonitorObserver(engine: self, container: container, log: log, report: report)
         observer.listener = listener
+        observer.network = network
         defer { observer.closeClients() }
         var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
         options.cgroupMode = cgroupMode
@@ -139,6 +152,7 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     var log: LogWriter?
     var report: FileDescriptor?
     var closeAfterStart: [FileDescriptor] = []
+    var network: NetworkSession?
 
     init(engine: Engine, container: Container, log: LogWriter?, report: FileDescriptor?) {
         self.engine = engine
@@ -211,7 +225,13 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
         clients = []
     }
 
+    func namespacesReady(pid: pid_t) throws(RuntimeError) {
+        try network?.attach(pid: pid)
+    }
+
     func finished(status: ExitStatus, oomKilled: Bool) {
+        // Before the exit is recorded: whoever waits for it finds the network gone.
+        network?.tearDown()
         engine.recordExit(container.id, status: status, oomKilled: oomKilled)
     }
 

@@ -44,7 +44,18 @@ package struct CreateOptions: Sendable {
     package var pidsLimit: String?
     package var ulimits: [String] = []
     package var userns: String?
-    package var network = "none"
+    /// --network, each possibly NAME,NAME (empty: bridge as root, pasta rootless).
+    package var networks: [String] = []
+    package var ip: String?
+    package var mac: String?
+    package var aliases: [String] = []
+    package var dns: [String] = []
+    package var dnsSearch: [String] = []
+    package var dnsOptions: [String] = []
+    package var addHosts: [String] = []
+    package var publish: [String] = []
+    package var publishAll = false
+    package var expose: [String] = []
     package var restart = "no"
     package var autoRemove = false
     package var logOpts: [String] = []
@@ -109,22 +120,6 @@ package struct SpecBuilder {
         }
         // docker and podman do not set no_new_privs unless asked.
         spec.process?.noNewPrivileges = false
-
-        // Network.
-        config.network = options.network
-        switch options.network {
-        case "none":
-            if !(spec.linux?.namespaces?.contains { $0.type == "network" } ?? false) {
-                spec.linux?.namespaces?.append(LinuxNamespace(type: "network"))
-            }
-        case "host":
-            spec.linux?.namespaces?.removeAll { $0.type == "network" }
-            if rootless, let index = spec.mounts?.firstIndex(where: { $0.destination == "/sys" }) {
-                spec.mounts?[index] = Mount(destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"])
-            }
-        default:
-            throw EngineError(.invalidArgument, "--network \"\(options.network)\": berth supports none and host (bridge networks come with networking)")
-        }
 
         // Environment: the image's, then the flags'.
         var env = inner.Env ?? ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
@@ -214,6 +209,19 @@ package struct SpecBuilder {
         let (specMounts, copyUps, volumes, resolved) = try realise(mounts, spec: spec)
         config.mounts = resolved
         spec.mounts = (spec.mounts ?? []).filter { base in !specMounts.contains { $0.destination == base.destination } } + specMounts
+
+        // Network: the namespace (its path is set at each start), and the
+        // files the engine writes for it.
+        try NetworkPlan.resolve(options, config: &config, rootless: rootless, store: store)
+        if config.network == "host" {
+            spec.linux?.namespaces?.removeAll { $0.type == "network" }
+            if rootless, let index = spec.mounts?.firstIndex(where: { $0.destination == "/sys" }) {
+                spec.mounts?[index] = Mount(destination: "/sys", type: "none", source: "/sys", options: ["rbind", "nosuid", "noexec", "nodev", "ro"])
+            }
+        } else if !(spec.linux?.namespaces?.contains { $0.type == "network" } ?? false) {
+            spec.linux?.namespaces?.append(LinuxNamespace(type: "network"))
+        }
+        spec.mounts = (spec.mounts ?? []) + NetworkPlan.etcMounts(directory: directory, mounts: specMounts)
 
         let driver = RootfsDriver.detect(rootless: rootless)
         var overlay = RootfsOverlay(

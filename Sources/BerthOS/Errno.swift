@@ -33,6 +33,7 @@ public struct Errno: Error, Equatable, Hashable, Sendable, CustomStringConvertib
     public static let tooManyLinks = Errno(ELOOP)
     public static let crossDevice = Errno(EXDEV)
     public static let busy = Errno(EBUSY)
+    public static let addressInUse = Errno(EADDRINUSE)
 }
 
 /// Calls `body` until it does not fail with EINTR; a -1 result becomes the

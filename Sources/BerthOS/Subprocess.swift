@@ -107,6 +107,82 @@ public enum Subprocess {
         guard let (_, status) = try waitForProcess(pid) else { throw Errno.noSuchProcess }
         return Result(status: status, standardError: String(decoding: errorText, as: UTF8.self), timedOut: timedOut)
     }
+
+    /// Runs `path` like `run`, but keeps what it writes: stdout and stderr
+    /// each into its own buffer (netavark answers JSON on stdout and logs on stderr).
+    public static func capture(_ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
+                               timeout: Int? = nil) throws(Errno) -> (status: ExitStatus, output: [UInt8], error: [UInt8]) {
+        let stdinPipe = try makePipe()
+        let stdoutPipe = try makePipe()
+        let stderrPipe = try makePipe()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, stdinPipe.read.rawValue, 0)
+        posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write.rawValue, 1)
+        posix_spawn_file_actions_adddup2(&actions, stderrPipe.write.rawValue, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) }; for p in envp { free(p) } }
+        var pid: pid_t = 0
+        let spawnResult = posix_spawn(&pid, path, &actions, &attributes, &argv, &envp)
+        stdinPipe.read.close()
+        stdoutPipe.write.close()
+        stderrPipe.write.close()
+        defer { stdoutPipe.read.close(); stderrPipe.read.close() }
+        if spawnResult != 0 {
+            stdinPipe.write.close()
+            throw Errno(spawnResult)
+        }
+        let oldPipe = signal(SIGPIPE, SIG_IGN)
+        try? stdinPipe.write.writeAll(input)
+        stdinPipe.write.close()
+        signal(SIGPIPE, oldPipe)
+        // Read both pipes until it exits, then what is left in them: a
+        // daemon it starts (aardvark-dns) may hold them open for ever.
+        var buffers: [[UInt8]] = [[], []]
+        let pipes = [stdoutPipe.read.rawValue, stderrPipe.read.rawValue]
+        var open = pipes
+        let pidfd = berth_pidfd_open(pid)
+        defer { if pidfd >= 0 { Glibc.close(pidfd) } }
+        let deadline = timeout.map { monotonicMilliseconds() + Int64($0) * 1000 }
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        func readChunk(_ index: Int) -> Bool {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(pipes[index], $0.baseAddress, $0.count) }
+            if n <= 0 { return false }
+            if buffers[index].count < 1 << 22 { buffers[index].append(contentsOf: chunk[0..<n]) }
+            return true
+        }
+        var exited = pidfd < 0
+        while !exited && open.contains(where: { $0 >= 0 }) {
+            var fds = open.filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0))
+            let wait: Int32 = deadline.map { Int32(max(0, $0 - monotonicMilliseconds())) } ?? -1
+            let ready = poll(&fds, nfds_t(fds.count), wait)
+            if ready < 0 { if Errno.current == .interrupted { continue }; break }
+            if ready == 0 { _ = Glibc.kill(pid, SIGKILL); break }
+            for entry in fds where entry.revents != 0 {
+                if entry.fd == pidfd { exited = true; continue }
+                if let index = pipes.firstIndex(of: entry.fd), !readChunk(index) { open[index] = -1 }
+            }
+        }
+        for index in 0..<2 where open[index] >= 0 {
+            _ = berth_set_nonblock(pipes[index], 1)
+            while readChunk(index) {}
+        }
+        guard let (_, status) = try waitForProcess(pid) else { throw Errno.noSuchProcess }
+        return (status, buffers[0], buffers[1])
+    }
 }
 
 extension String {

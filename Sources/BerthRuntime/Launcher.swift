@@ -50,11 +50,14 @@ public protocol LaunchObserver: AnyObject, Sendable {
     func descriptors() -> [Int32]
     /// One of them is readable; returns bytes for the process's terminal, if any.
     func ready(_ fd: Int32) -> [UInt8]?
+    /// Its namespaces exist (id maps written) and it waits for berth's go (the engine starts pasta here).
+    func namespacesReady(pid: pid_t) throws(RuntimeError)
 }
 
 extension LaunchObserver {
     public func descriptors() -> [Int32] { [] }
     public func ready(_ fd: Int32) -> [UInt8]? { nil }
+    public func namespacesReady(pid: pid_t) throws(RuntimeError) {}
 }
 
 /// The parent side of a launch: validate, create the state directory,
@@ -185,6 +188,9 @@ public enum Launcher {
         if bundle.hasNewNamespace("user") {
             try IDMapper.write(pid: pid, uidMappings: spec.linux?.uidMappings ?? [], gidMappings: spec.linux?.gidMappings ?? [])
         }
+        // Before "go": the child is still dumpable, so its /proc/<pid>/ns is
+        // open to helpers such as pasta that join its namespaces.
+        if options.mode != .create { try options.observer?.namespacesReady(pid: pid) }
         let created = timestampNow()
         var record = ContainerRecord(
             id: options.id, pid: pid, startTime: processStartTime(pid) ?? 0, bundle: bundle.path, rootfs: bundle.rootfs,

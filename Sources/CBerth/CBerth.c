@@ -24,6 +24,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/xattr.h>
+#include <sys/mount.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -323,4 +324,51 @@ int berth_execute_fd(int fd, char *const argv[], char *const envp[]) {
 
 ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t size) {
     return getxattr(path, name, value, size);
+}
+
+// Network helpers (BerthEngine's NetworkSetup).
+
+int berth_netns_create(const char *path) {
+    // A child makes the namespace and binds it to `path`; this process
+    // never leaves its own network namespace.
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (unshare(CLONE_NEWNET) != 0) _exit(10 + (errno & 0x7f));
+        if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) != 0) _exit(10 + (errno & 0x7f));
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
+    return -1;
+}
+
+pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[], int in, int out, int err,
+                       const int *keep, int keep_count) {
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    // The helper dies with the process that started it (a killed monitor
+    // takes pasta and slirp4netns along), with the signal state of a fresh
+    // process, and only the descriptors it is given.
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != parent) _exit(127);
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    berth_reset_signal_handlers();
+    if (in >= 0 && in != 0) dup2(in, 0);
+    if (out >= 0 && out != 1) dup2(out, 1);
+    if (err >= 0 && err != 2) dup2(err, 2);
+    berth_cloexec_from(3);
+    for (int i = 0; i < keep_count; i++) {
+        int flags = fcntl(keep[i], F_GETFD);
+        if (flags >= 0) fcntl(keep[i], F_SETFD, flags & ~FD_CLOEXEC);
+    }
+    execve(path, argv, envp);
+    _exit(127);
 }

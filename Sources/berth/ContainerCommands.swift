@@ -65,7 +65,19 @@ struct ContainerCreateFlags: ParsableArguments {
     @Option(name: .customLong("pids-limit"), help: "Limit on the number of processes.") var pidsLimit: String?
     @Option(help: "Resource limit NAME=SOFT[:HARD], such as nofile=1024:2048.") var ulimit: [String] = []
     @Option(help: "User namespace: keep-id (rootless: your uid inside too).") var userns: String?
-    @Option(name: [.customLong("network"), .customLong("net")], help: "none (default) or host.") var network: String = "none"
+    @Option(name: [.customLong("network"), .customLong("net")],
+            help: "bridge (root's default), NETWORK[,NETWORK], pasta[:OPTIONS] (rootless default), slirp4netns, none, host, container:NAME or ns:PATH.")
+    var network: [String] = []
+    @Option(name: .customLong("ip"), help: "IPv4 address on the (first) bridge network.") var ip: String?
+    @Option(name: .customLong("mac-address"), help: "MAC address on the (first) bridge network.") var macAddress: String?
+    @Option(name: .customLong("network-alias"), help: "Another DNS name on user networks.") var networkAlias: [String] = []
+    @Option(help: "DNS server for /etc/resolv.conf.") var dns: [String] = []
+    @Option(name: .customLong("dns-search"), help: "DNS search domain (. for none).") var dnsSearch: [String] = []
+    @Option(name: .customLong("dns-option"), help: "Option line for /etc/resolv.conf.") var dnsOption: [String] = []
+    @Option(name: .customLong("add-host"), help: "HOST:IP line for /etc/hosts.") var addHost: [String] = []
+    @Option(name: [.short, .customLong("publish")], help: "Publish a port: [HOSTIP:][HOSTPORT:]CONTAINERPORT[/tcp|udp].") var publish: [String] = []
+    @Flag(name: [.customShort("P"), .customLong("publish-all")], help: "Publish every exposed port on a random host port.") var publishAll = false
+    @Option(help: "Expose a port (or range) for -P: PORT[/PROTOCOL].") var expose: [String] = []
     @Option(help: "Write the container id to this file.") var cidfile: String?
     @Flag(help: "Replace a container of the same --name.") var replace = false
     @Option(help: "Restart policy: no, on-failure[:N], always, unless-stopped.") var restart: String = "no"
@@ -103,7 +115,17 @@ struct ContainerCreateFlags: ParsableArguments {
         options.pidsLimit = pidsLimit
         options.ulimits = ulimit
         options.userns = userns
-        options.network = network
+        options.networks = network
+        options.ip = ip
+        options.mac = macAddress
+        options.aliases = networkAlias
+        options.dns = dns
+        options.dnsSearch = dnsSearch
+        options.dnsOptions = dnsOption
+        options.addHosts = addHost
+        options.publish = publish
+        options.publishAll = publishAll
+        options.expose = expose
         options.restart = restart
         options.autoRemove = rm
         options.logOpts = logOpt
@@ -142,8 +164,10 @@ struct CreateRequest {
             "name", "e", "env", "env-file", "u", "user", "w", "workdir", "entrypoint", "hostname", "tmpfs", "v", "volume",
             "mount", "l", "label", "stop-signal", "stop-timeout", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
             "security-opt", "m", "memory", "cpus", "pids-limit", "ulimit", "userns", "network", "net", "cidfile", "restart", "log-opt",
+            "ip", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "p", "publish", "expose",
         ]
-        let switches: Set<String> = ["d", "detach", "rm", "i", "interactive", "t", "tty", "read-only", "init", "privileged", "replace"]
+        let switches: Set<String> = ["d", "detach", "rm", "i", "interactive", "t", "tty", "read-only", "init", "privileged", "replace",
+                                     "P", "publish-all"]
         var scanner = FlagScanner(arguments)
         guard let flags = scanner.scan(valued: valued, switches: switches, stopAtFirstPositional: true),
               let image = scanner.positional.first else { return nil }
@@ -179,7 +203,17 @@ struct CreateRequest {
         options.pidsLimit = flags.value("pids-limit")
         options.ulimits = flags.values("ulimit")
         options.userns = flags.value("userns")
-        options.network = flags.value("network", "net") ?? "none"
+        options.networks = flags.values("network", "net")
+        options.ip = flags.value("ip")
+        options.mac = flags.value("mac-address")
+        options.aliases = flags.values("network-alias")
+        options.dns = flags.values("dns")
+        options.dnsSearch = flags.values("dns-search")
+        options.dnsOptions = flags.values("dns-option")
+        options.addHosts = flags.values("add-host")
+        options.publish = flags.values("p", "publish")
+        options.publishAll = flags.has("P", "publish-all")
+        options.expose = flags.values("expose")
         options.restart = flags.value("restart") ?? "no"
         options.autoRemove = flags.has("rm")
         options.logOpts = flags.values("log-opt")
@@ -487,11 +521,23 @@ struct PortCommand: ParsableCommand {
     @Argument(help: "PORT[/PROTO] to show.") var port: String?
 
     func run() throws {
-        // none and host networks publish nothing; -p comes with bridge networking.
-        _ = try EngineContext.lookup(container)
-        if let port {
+        let record = try EngineContext.lookup(container)
+        let singles = record.config.ports.flatMap(\.singles)
+        func host(_ mapping: PortMapping) -> String {
+            let ip = mapping.hostIP.isEmpty ? "0.0.0.0" : (mapping.hostIP.contains(":") ? "[\(mapping.hostIP)]" : mapping.hostIP)
+            return "\(ip):\(mapping.hostPort)"
+        }
+        guard let port else {
+            for mapping in singles { print("\(mapping.containerPort)/\(mapping.proto) -> \(host(mapping))") }
+            return
+        }
+        let parts = port.split(separator: "/")
+        let proto = parts.count > 1 ? String(parts[1]) : "tcp"
+        guard let number = UInt16(parts.first ?? ""),
+              case let found = singles.filter({ $0.containerPort == number && $0.proto == proto }), !found.isEmpty else {
             throw CommandFailure(code: 125, message: "no public port \(port.contains("/") ? port : port + "/tcp") published for \(container)")
         }
+        for mapping in found { print(host(mapping)) }
     }
 }
 
@@ -548,7 +594,7 @@ struct EnginePsCommand: ParsableCommand {
                 ("CreatedAt", .string(container.created)),
                 ("Created", .string(humanSince(container.created))),
                 ("Status", .string(container.statusText(now: now))),
-                ("Ports", .string("")),
+                ("Ports", .string(container.config.ports.map(\.display).joined(separator: ", "))),
                 ("Names", .string(container.name)),
                 ("State", .string(container.state.status)),
                 ("ExitCode", container.state.exitCode.map { .integer(Int64($0)) } ?? .null),
@@ -667,18 +713,68 @@ enum ContainerDetails {
                 "ExposedPorts": .object(Dictionary(uniqueKeysWithValues: config.exposedPorts.map { ($0, JSONValue.object([:])) })),
             ])),
             ("HostConfig", .object([
-                "AutoRemove": .bool(config.autoRemove), "ReadonlyRootfs": .bool(config.readOnly), "NetworkMode": .string(config.network),
+                "AutoRemove": .bool(config.autoRemove), "ReadonlyRootfs": .bool(config.readOnly),
+                "NetworkMode": .string(config.network == "bridge" ? config.networks.map(\.name).joined(separator: ",") : config.network),
+                "PortBindings": portBindings(config.ports), "Dns": .of(config.dns), "DnsSearch": .of(config.dnsSearch),
+                "DnsOptions": .of(config.dnsOptions), "ExtraHosts": .of(config.addHosts),
                 "RestartPolicy": .object(["Name": .string(config.restartPolicy.name), "MaximumRetryCount": .integer(Int64(config.restartPolicy.maximumRetryCount))]),
                 "Init": .bool(config.initProcess),
                 "LogConfig": .object(["Type": .string("k8s-file"), "Path": .string(engine.containers.logPath(container.id)),
                                       "Size": .string(config.logMaxSize.map { String($0) } ?? "")]),
             ])),
-            ("NetworkSettings", .object(["Ports": .object([:])])),
+            ("NetworkSettings", networkSettings(container)),
         ]
         if size {
             row.append(("SizeRw", .integer(DiskUsage.size(of: engine.containers.path(container.id) + "/upper"))))
         }
         return row
+    }
+
+    /// docker's shape: "80/tcp": [{"HostIp": "", "HostPort": "8080"}].
+    static func portBindings(_ ports: [PortMapping]) -> JSONValue {
+        var result: [String: JSONValue] = [:]
+        for mapping in ports.flatMap(\.singles) {
+            let key = "\(mapping.containerPort)/\(mapping.proto)"
+            var list: [JSONValue] = []
+            if case .array(let existing)? = result[key] { list = existing }
+            list.append(.object(["HostIp": .string(mapping.hostIP), "HostPort": .string(String(mapping.hostPort))]))
+            result[key] = .array(list)
+        }
+        return .object(result)
+    }
+
+    static func networkSettings(_ container: Container) -> JSONValue {
+        let interfaces = container.state.network?.interfaces ?? []
+        func split(_ cidr: String?) -> (String, Int64) {
+            guard let cidr else { return ("", 0) }
+            let parts = cidr.split(separator: "/")
+            return (String(parts[0]), parts.count > 1 ? Int64(parts[1]) ?? 0 : 0)
+        }
+        var networks: [String: JSONValue] = [:]
+        for request in container.config.networks {
+            let interface = interfaces.first { $0.network == request.name }
+            let v4 = interface?.addresses.first { !$0.contains(":") }
+            let (ip, prefix) = split(v4)
+            networks[request.name] = .object([
+                "NetworkID": .string((try? EngineContext.engine.networks.load(request.name))?.id ?? ""),
+                "IPAddress": .string(ip), "IPPrefixLen": .integer(prefix),
+                "Gateway": .string(interface?.gateways.first { !$0.contains(":") } ?? ""),
+                "MacAddress": .string(interface?.mac ?? ""), "Aliases": .of(request.aliases),
+                "InterfaceName": .string(interface?.name ?? ""),
+            ])
+        }
+        let first = interfaces.first
+        let (ip, prefix) = split(first?.addresses.first { !$0.contains(":") })
+        var ports: [String: JSONValue] = [:]
+        if case .object(let bound) = portBindings(container.config.ports) { ports = bound }
+        for exposed in container.config.exposedPorts where ports[exposed] == nil { ports[exposed] = .null }
+        return .object([
+            "IPAddress": .string(ip), "IPPrefixLen": .integer(prefix),
+            "Gateway": .string(first?.gateways.first { !$0.contains(":") } ?? ""),
+            "MacAddress": .string(first?.mac ?? ""),
+            "Ports": .object(ports), "Networks": .object(networks),
+            "SandboxKey": .string(container.state.network?.netns ?? ""),
+        ])
     }
 }
 

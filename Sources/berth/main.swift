@@ -22,7 +22,7 @@ struct Berth: ParsableCommand {
             SaveCommand.self, LoadCommand.self, ImportCommand.self, LoginCommand.self, LogoutCommand.self, InfoCommand.self,
             SystemCommand.self, UnshareCommand.self,
             StopCommand.self, RestartCommand.self, RmCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self,
-            RenameCommand.self, PortCommand.self, ContainerCommand.self, VolumeCommand.self,
+            RenameCommand.self, PortCommand.self, ContainerCommand.self, VolumeCommand.self, NetworkCommand.self,
             AttachCommand.self, TopCommand.self, StatsCommand.self, CpCommand.self, CommitCommand.self, ExportCommand.self,
         ]
     )
@@ -44,7 +44,7 @@ struct EngineRoot: ParsableCommand {
 /// runc's (bundles, ids in the runtime state).
 enum EngineDispatch {
     static let engineOnly: Set<String> = ["stop", "restart", "rm", "inspect", "logs", "wait", "rename", "port", "container",
-                                          "volume", "attach", "top", "stats", "cp", "commit", "export"]
+                                          "volume", "network", "attach", "top", "stats", "cp", "commit", "export"]
 
     static func isEngine(_ rest: [String]) -> Bool {
         guard let command = rest.first else { return false }

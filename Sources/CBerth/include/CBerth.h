@@ -157,6 +157,13 @@ int berth_cap_last_cap(void);
 /// getxattr(2): <sys/xattr.h> is not in Glibc's module map.
 ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t size);
 
+/// Makes a network namespace bound to `path` (an existing empty file), from a child.
+int berth_netns_create(const char *path);
+/// fork+execve of a helper (pasta, slirp4netns) that gets SIGKILL when this
+/// process dies; `keep` descriptors stay open across execve.
+pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[], int in, int out, int err,
+                       const int *keep, int keep_count);
+
 #include "CBerthBPF.h"
 #include "CBerthUnpack.h"
 

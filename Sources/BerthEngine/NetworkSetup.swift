@@ -1,0 +1,864 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import BerthImage
+import BerthOCI
+import BerthOS
+import BerthRuntime
+import CBerth
+
+// MARK: - the plan, at create
+
+/// `--network` and its companion flags → the container's network config.
+package struct NetworkPlan {
+    /// Resolves the mode and the networks; checks names, addresses and ports.
+    package static func resolve(_ options: CreateOptions, config: inout ContainerConfig, rootless: Bool,
+                                store: ImageStore) throws(EngineError) {
+        var modes = options.networks.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        if modes.isEmpty { modes = [rootless ? "pasta" : "bridge"] }
+        let first = modes[0]
+        let special = ["none", "host", "bridge", "pasta", "slirp4netns", "private", "default"]
+        func isMode(_ text: String) -> Bool {
+            special.contains(text) || text.hasPrefix("container:") || text.hasPrefix("ns:") || text.hasPrefix("pasta:")
+                || text.hasPrefix("slirp4netns:")
+        }
+        if modes.count > 1, let other = modes.first(where: { isMode($0) && $0 != "bridge" }) {
+            throw EngineError(.invalidArgument, "--network \(other) cannot be combined with other networks")
+        }
+        var mode = first
+        if first == "private" || first == "default" { mode = rootless ? "pasta" : "bridge" }
+        if first.hasPrefix("pasta:") || first.hasPrefix("slirp4netns:") {
+            let parts = first.split(separator: ":", maxSplits: 1).map(String.init)
+            mode = parts[0]
+            config.networkOptions = parts[1].split(separator: ",").map(String.init)
+        }
+        let networks = NetworkStore(images: store)
+        if !isMode(first) || first == "bridge" || mode == "bridge" {
+            mode = "bridge"
+            let names = modes.map { $0 == "bridge" ? NetworkStore.defaultName : $0 }
+            for name in names where isMode(name) && name != NetworkStore.defaultName {
+                throw EngineError(.invalidArgument, "--network \(name) cannot be combined with other networks")
+            }
+            var requests: [NetworkRequest] = []
+            for name in names where !requests.contains(where: { $0.name == name }) {
+                let network = try networks.load(name)
+                if rootless {
+                    throw EngineError(.invalidArgument, "rootless containers cannot join bridge network \"\(network.name)\": use pasta (the default), slirp4netns, none or host")
+                }
+                var request = NetworkRequest(name: network.name)
+                request.aliases = options.aliases
+                requests.append(request)
+            }
+            // --ip and --mac-address go to the first network, as podman's.
+            if let ip = options.ip {
+                guard let address = IPAddress(ip) else { throw EngineError(.invalidArgument, "--ip \"\(ip)\": not an IP address") }
+                let network = try networks.load(requests[0].name)
+                guard network.parsedSubnets.contains(where: { $0.subnet.contains(address) }) else {
+                    throw EngineError(.invalidArgument, "--ip \(ip) is not in a subnet of network \(network.name)")
+                }
+                requests[0].ips = [address.description]
+            }
+            if let mac = options.mac {
+                guard Self.isMAC(mac) else { throw EngineError(.invalidArgument, "--mac-address \"\(mac)\": expected six hex bytes such as 92:d0:c6:0a:29:33") }
+                requests[0].mac = mac.lowercased()
+            }
+            if !options.aliases.isEmpty, requests.allSatisfy({ $0.name == NetworkStore.defaultName }) {
+                throw EngineError(.invalidArgument, "--network-alias needs a user-defined network (the default network has no DNS)")
+            }
+            config.networks = requests
+        } else {
+            if options.ip != nil || options.mac != nil || !options.aliases.isEmpty {
+                throw EngineError(.invalidArgument, "--ip, --mac-address and --network-alias need a bridge network, not --network \(first)")
+            }
+            if mode.hasPrefix("container:") {
+                let target = String(mode.dropFirst("container:".count))
+                let other = try ContainerStore(images: store).lookup(target)
+                mode = "container:" + other.id
+            } else if mode.hasPrefix("ns:") {
+                let path = String(mode.dropFirst(3))
+                guard path.hasPrefix("/"), Files.exists(path) else {
+                    throw EngineError(.invalidArgument, "--network ns:\(path): no such network namespace file")
+                }
+            } else if mode == "pasta", Tools.pasta == nil {
+                throw EngineError(.invalidArgument, "--network pasta: pasta is not installed (Debian package passt)")
+            } else if mode == "slirp4netns", Tools.slirp4netns == nil {
+                throw EngineError(.invalidArgument, "--network slirp4netns: slirp4netns is not installed")
+            } else if !special.contains(mode) {
+                throw EngineError(.invalidArgument, "--network \"\(first)\": unknown network mode")
+            }
+        }
+        config.network = mode
+
+        // Ports: -p, then -P's exposed ports.
+        var exposed = config.exposedPorts
+        for text in options.expose {
+            for (port, proto) in try PortMapping.exposed(text) where !exposed.contains("\(port)/\(proto)") { exposed.append("\(port)/\(proto)") }
+        }
+        config.exposedPorts = exposed
+        var ports: [PortMapping] = []
+        for text in options.publish { ports.append(try PortMapping.parse(text)) }
+        if options.publishAll {
+            for entry in exposed {
+                for (port, proto) in (try? PortMapping.exposed(entry)) ?? [] where !ports.contains(where: {
+                    $0.proto == proto && port >= $0.containerPort && port < $0.containerPort + $0.range
+                }) {
+                    ports.append(PortMapping(hostIP: "", hostPort: 0, containerPort: port, proto: proto))
+                }
+            }
+        }
+        if !ports.isEmpty {
+            guard mode == "bridge" || mode == "pasta" else {
+                throw EngineError(.invalidArgument, "-p and -P need a bridge network or pasta, not --network \(mode.hasPrefix("container:") ? "container" : mode)")
+            }
+            ports = try PortReservation.assignHostPorts(ports)
+        }
+        config.ports = ports
+        for server in options.dns where IPAddress(server) == nil {
+            throw EngineError(.invalidArgument, "--dns \"\(server)\": not an IP address")
+        }
+        config.dns = options.dns
+        config.dnsSearch = options.dnsSearch
+        config.dnsOptions = options.dnsOptions
+        for entry in options.addHosts {
+            guard let colon = entry.firstIndex(of: ":"), colon != entry.startIndex,
+                  IPAddress(String(entry[entry.index(after: colon)...])) != nil || entry[entry.index(after: colon)...] == "host-gateway" else {
+                throw EngineError(.invalidArgument, "--add-host \"\(entry)\": expected HOST:IP")
+            }
+        }
+        config.addHosts = options.addHosts
+    }
+
+    static func isMAC(_ text: String) -> Bool {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        return parts.count == 6 && parts.allSatisfy { $0.count == 2 && UInt8($0, radix: 16) != nil }
+    }
+
+    /// The bind mounts of /etc/hosts, /etc/resolv.conf and /etc/hostname
+    /// (files the engine writes at each start), unless the user mounts there.
+    package static func etcMounts(directory: String, mounts: [Mount]) -> [Mount] {
+        ["hosts", "resolv.conf", "hostname"].compactMap { name in
+            let destination = "/etc/" + name
+            if mounts.contains(where: { $0.destination == destination || $0.destination == "/etc" }) { return nil }
+            return Mount(destination: destination, type: "bind", source: directory + "/" + name, options: ["rbind", "rprivate"])
+        }
+    }
+}
+
+/// Where the helpers are (Debian puts netavark and aardvark-dns in /usr/lib/podman).
+package enum Tools {
+    static let libexec = ["/usr/local/libexec/podman", "/usr/local/lib/podman", "/usr/libexec/podman", "/usr/lib/podman"]
+    static let bin = ["/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin"]
+
+    static func find(_ name: String, in directories: [String]) -> String? {
+        directories.map { $0 + "/" + name }.first { access($0, X_OK) == 0 }
+    }
+
+    package static var netavark: String? { find("netavark", in: libexec + bin) }
+    package static var aardvark: String? { find("aardvark-dns", in: libexec + bin) }
+    package static var pasta: String? { find("pasta", in: bin) }
+    package static var slirp4netns: String? { find("slirp4netns", in: bin) }
+}
+
+// MARK: - files
+
+/// /etc/hosts, /etc/resolv.conf and /etc/hostname of a container.
+package enum EtcFiles {
+    package static func hosts(config: ContainerConfig, name: String, addresses: [String], hostAddress: String?,
+                              hostFile: String?) -> String {
+        var lines: [String] = []
+        if let hostFile {
+            lines.append(hostFile.hasSuffix("\n") ? String(hostFile.dropLast()) : hostFile)
+        } else {
+            lines.append("127.0.0.1\tlocalhost localhost.localdomain localhost4 localhost4.localdomain4")
+            lines.append("::1\tlocalhost localhost.localdomain localhost6 localhost6.localdomain6")
+        }
+        for entry in config.addHosts {
+            guard let colon = entry.firstIndex(of: ":") else { continue }
+            var ip = String(entry[entry.index(after: colon)...])
+            if ip == "host-gateway" { ip = hostAddress ?? "127.0.0.1" }
+            lines.append("\(ip)\t\(entry[..<colon])")
+        }
+        var names = [config.hostname]
+        if name != config.hostname { names.append(name) }
+        names += config.networks.flatMap(\.aliases).filter { !names.contains($0) }
+        if hostFile == nil {
+            if addresses.isEmpty {
+                lines.append("127.0.1.1\t" + names.joined(separator: " "))
+            } else {
+                for address in addresses { lines.append("\(address)\t" + names.joined(separator: " ")) }
+            }
+        }
+        if let hostAddress { lines.append("\(hostAddress)\thost.containers.internal host.docker.internal") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// The host's resolver configuration (systemd-resolved's real one behind its stub).
+    static func hostResolvConf() -> String {
+        let text = (try? Files.readString("/etc/resolv.conf")) ?? ""
+        if text.contains("nameserver 127.0.0.53"), let real = try? Files.readString("/run/systemd/resolve/resolv.conf") { return real }
+        return text
+    }
+
+    package static func resolvConf(config: ContainerConfig, hostText: String, networkServers: [String], searchDomains: [String],
+                                   keepLoopback: Bool) -> String {
+        var servers: [String] = []
+        var search: [String] = []
+        var options: [String] = []
+        for line in hostText.split(separator: "\n") {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard let key = fields.first else { continue }
+            switch key {
+            case "nameserver" where fields.count > 1: servers.append(fields[1])
+            case "search", "domain": search += fields.dropFirst()
+            case "options": options += fields.dropFirst()
+            default: break
+            }
+        }
+        if !keepLoopback {
+            // The host's loopback resolvers are not the container's (podman drops them too).
+            servers.removeAll { IPAddress($0)?.isLoopback ?? true }
+            if servers.isEmpty { servers = ["8.8.8.8", "8.8.4.4"] }
+        }
+        // On networks with aardvark-dns it answers, and forwards to --dns servers.
+        if !config.dns.isEmpty { servers = config.dns }
+        if !networkServers.isEmpty { servers = networkServers }
+        search = searchDomains + search.filter { !searchDomains.contains($0) }
+        if !config.dnsSearch.isEmpty { search = config.dnsSearch == ["."] ? [] : config.dnsSearch }
+        options += config.dnsOptions.filter { !options.contains($0) }
+        var out = ""
+        if !search.isEmpty { out += "search " + search.joined(separator: " ") + "\n" }
+        for server in servers { out += "nameserver \(server)\n" }
+        if !options.isEmpty { out += "options " + options.joined(separator: " ") + "\n" }
+        return out
+    }
+
+    /// The host's source address and gateway for its default IPv4 route.
+    static func hostDefaultRoute() -> (address: String?, gateway: String?) {
+        guard let text = try? Files.readString("/proc/net/route") else { return (nil, nil) }
+        for line in text.split(separator: "\n").dropFirst() {
+            let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            guard fields.count >= 8, fields[1] == "00000000", let gateway = UInt32(fields[2], radix: 16) else { continue }
+            let gatewayText = IPAddress(value: UInt128(UInt32(bigEndian: gateway)), isV6: false).description
+            return (interfaceAddress(String(fields[0])), gatewayText)
+        }
+        return (nil, nil)
+    }
+
+    static func interfaceAddress(_ interface: String) -> String? {
+        var list: UnsafeMutablePointer<ifaddrs>? = nil
+        guard getifaddrs(&list) == 0 else { return nil }
+        defer { freeifaddrs(list) }
+        var entry = list
+        while let current = entry {
+            defer { entry = current.pointee.ifa_next }
+            guard let address = current.pointee.ifa_addr, address.pointee.sa_family == sa_family_t(AF_INET),
+                  String(cString: current.pointee.ifa_name) == interface else { continue }
+            let ip = address.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt32(bigEndian: $0.pointee.sin_addr.s_addr) }
+            return IPAddress(value: UInt128(ip), isV6: false).description
+        }
+        return nil
+    }
+}
+
+// MARK: - netavark's input and output
+
+struct NetavarkInput: Encodable {
+    var containerID: String
+    var containerName: String
+    var portMappings: [Port]?
+    var networks: [String: PerNetwork]
+    var networkInfo: [String: NetworkConfig]
+    var dnsServers: [String]?
+
+    struct PerNetwork: Encodable {
+        var staticIPs: [String]
+        var aliases: [String]
+        var interfaceName: String
+        var staticMAC: String?
+        enum CodingKeys: String, CodingKey {
+            case aliases
+            case staticIPs = "static_ips"
+            case interfaceName = "interface_name"
+            case staticMAC = "static_mac"
+        }
+    }
+
+    struct Port: Encodable {
+        var hostIP: String
+        var containerPort: UInt16
+        var hostPort: UInt16
+        var range: UInt16
+        var proto: String
+        enum CodingKeys: String, CodingKey {
+            case range
+            case hostIP = "host_ip"
+            case containerPort = "container_port"
+            case hostPort = "host_port"
+            case proto = "protocol"
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case networks
+        case containerID = "container_id"
+        case containerName = "container_name"
+        case portMappings = "port_mappings"
+        case networkInfo = "network_info"
+        case dnsServers = "dns_servers"
+    }
+}
+
+struct NetavarkStatus: Decodable {
+    var dnsSearchDomains: [String]?
+    var dnsServerIPs: [String]?
+    var interfaces: [String: Interface]?
+
+    struct Interface: Decodable {
+        var macAddress: String?
+        var subnets: [Address]?
+        enum CodingKeys: String, CodingKey {
+            case subnets
+            case macAddress = "mac_address"
+        }
+    }
+
+    struct Address: Decodable {
+        var ipnet: String
+        var gateway: String?
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case interfaces
+        case dnsSearchDomains = "dns_search_domains"
+        case dnsServerIPs = "dns_server_ips"
+    }
+}
+
+// MARK: - setup and teardown
+
+/// A running container's network: made before its launch, the helper
+/// (pasta, slirp4netns) started once its namespaces exist, undone when it
+/// ends. Owned by the process that launches the container.
+package final class NetworkSession: @unchecked Sendable {
+    let engine: Engine
+    let container: Container
+    /// Host ports held bound while netavark forwards them.
+    var reserved: [Int32] = []
+    var helper: pid_t = 0
+    var helperPidfd: Int32 = -1
+    var helperExitFD: FileDescriptor?
+    private var done = false
+
+    init(engine: Engine, container: Container) {
+        self.engine = engine
+        self.container = container
+    }
+
+    /// After clone, before the container's process execs: pasta or slirp4netns.
+    func attach(pid: pid_t) throws(RuntimeError) {
+        let mode = container.config.network
+        guard mode == "pasta" || mode == "slirp4netns" else { return }
+        do {
+            if mode == "pasta" { try startPasta(pid) } else { try startSlirp(pid) }
+        } catch {
+            throw RuntimeError(.failed, error.message)
+        }
+        _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
+            var state = record.state.network ?? NetworkState()
+            state.helperPid = self.helper
+            state.helperStartTime = processStartTime(self.helper) ?? 0
+            record.state.network = state
+        }
+    }
+
+    private func spawnTied(_ path: String, _ arguments: [String], stderr: Int32, keep: [Int32]) throws(EngineError) -> pid_t {
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = Engine.environment().map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) }; for p in envp { free(p) } }
+        let pid = keep.withUnsafeBufferPointer { berth_spawn_tied(path, &argv, &envp, -1, stderr, stderr, $0.baseAddress, Int32($0.count)) }
+        if pid < 0 { throw EngineError(.failed, "start \(path): \(Errno.current)") }
+        return pid
+    }
+
+    /// pasta in the foreground, our child: it writes its pid to a fifo once
+    /// the namespace is configured, which is our sign to go on.
+    private func startPasta(_ pid: pid_t) throws(EngineError) {
+        guard let pasta = Tools.pasta else { throw EngineError(.failed, "pasta is not installed (Debian package passt)") }
+        let directory = engine.containers.path(container.id)
+        let fifo = directory + "/pasta.ready"
+        _ = unlink(fifo)
+        guard mkfifo(fifo, 0o600) == 0 else { throw EngineError(.failed, "mkfifo \(fifo): \(Errno.current)") }
+        defer { _ = unlink(fifo) }
+        guard let ready = try? FileDescriptor.open(fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC) else {
+            throw EngineError(.failed, "open \(fifo): \(Errno.current)")
+        }
+        defer { ready.close() }
+        let logPath = directory + "/pasta.log"
+        let log = try? FileDescriptor.open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
+        defer { log?.close() }
+        var arguments = [pasta, "--config-net", "--foreground", "--quiet", "--pid", fifo]
+        var tcp: [String] = []
+        var udp: [String] = []
+        for mapping in container.config.ports {
+            let host = mapping.hostIP.isEmpty ? "" : mapping.hostIP + "/"
+            let spec = mapping.range == 1 ? "\(host)\(mapping.hostPort):\(mapping.containerPort)"
+                : "\(host)\(mapping.hostPort)-\(mapping.hostPort + mapping.range - 1):\(mapping.containerPort)-\(mapping.containerPort + mapping.range - 1)"
+            if mapping.proto == "udp" { udp.append(spec) } else { tcp.append(spec) }
+        }
+        for spec in tcp { arguments += ["-t", spec] }
+        for spec in udp { arguments += ["-u", spec] }
+        if tcp.isEmpty { arguments += ["-t", "none"] }
+        if udp.isEmpty { arguments += ["-u", "none"] }
+        arguments += ["-T", "none", "-U", "none"]
+        arguments += container.config.networkOptions
+        arguments.append(String(pid))
+        helper = try spawnTied(pasta, arguments, stderr: log?.rawValue ?? 2, keep: [])
+        helperPidfd = berth_pidfd_open(helper)
+        // Ready: a line in the fifo. Failed: pasta exited first.
+        var fds = [pollfd(fd: ready.rawValue, events: Int16(POLLIN), revents: 0), pollfd(fd: helperPidfd, events: Int16(POLLIN), revents: 0)]
+        let deadline = Int64(time(nil)) + 20
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while true {
+            let left = Int32(max(0, deadline - Int64(time(nil))) * 1000)
+            let n = poll(&fds, 2, left)
+            if n < 0 && Errno.current == .interrupted { continue }
+            if n <= 0 { stopHelper(); throw EngineError(.failed, "pasta did not configure the network within 20 seconds") }
+            if fds[0].revents & Int16(POLLIN) != 0 {
+                let count = buffer.withUnsafeMutableBytes { read(ready.rawValue, $0.baseAddress, $0.count) }
+                if count > 0 { return }
+            }
+            if fds[1].revents != 0 {
+                _ = try? waitForProcess(helper)
+                helper = 0
+                let text = ((try? Files.readString(logPath)) ?? "").split(separator: "\n")
+                    .filter { !$0.contains("syslog") }.last.map(String.init) ?? "exited"
+                if text.contains("Failed to bind") {
+                    throw EngineError(.exists, "pasta: a published port is already in use (\(text))")
+                }
+                throw EngineError(.failed, "pasta: \(text)")
+            }
+            // The fifo's writer closed without a line: wait for pasta itself.
+            fds[0].events = 0
+        }
+    }
+
+    /// slirp4netns, told to exit when our end of a pipe closes (we die, or teardown).
+    private func startSlirp(_ pid: pid_t) throws(EngineError) {
+        guard let slirp = Tools.slirp4netns else { throw EngineError(.failed, "slirp4netns is not installed") }
+        let readyPipe: (read: FileDescriptor, write: FileDescriptor)
+        let exitPipe: (read: FileDescriptor, write: FileDescriptor)
+        do {
+            readyPipe = try makePipe()
+            exitPipe = try makePipe()
+        } catch {
+            throw EngineError(.failed, "create a pipe: \(error)")
+        }
+        defer { readyPipe.read.close(); readyPipe.write.close(); exitPipe.read.close() }
+        let directory = engine.containers.path(container.id)
+        let log = try? FileDescriptor.open(directory + "/slirp4netns.log", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
+        defer { log?.close() }
+        var arguments = [slirp, "--configure", "--mtu=65520", "--disable-host-loopback",
+                         "--ready-fd=\(readyPipe.write.rawValue)", "--exit-fd=\(exitPipe.read.rawValue)"]
+        arguments += container.config.networkOptions.map { "--" + $0 }
+        arguments += [String(pid), "tap0"]
+        helper = try spawnTied(slirp, arguments, stderr: log?.rawValue ?? 2, keep: [readyPipe.write.rawValue, exitPipe.read.rawValue])
+        helperPidfd = berth_pidfd_open(helper)
+        helperExitFD = exitPipe.write
+        readyPipe.write.close()
+        var fds = [pollfd(fd: readyPipe.read.rawValue, events: Int16(POLLIN), revents: 0)]
+        var byte: UInt8 = 0
+        if poll(&fds, 1, 20_000) > 0, read(readyPipe.read.rawValue, &byte, 1) == 1 { return }
+        stopHelper()
+        let text = ((try? Files.readString(directory + "/slirp4netns.log")) ?? "").split(separator: "\n").last.map(String.init) ?? "exited"
+        throw EngineError(.failed, "slirp4netns: \(text)")
+    }
+
+    private func stopHelper() {
+        helperExitFD?.close()
+        helperExitFD = nil
+        if helper > 0 {
+            if helperPidfd >= 0 { _ = berth_pidfd_send_signal(helperPidfd, SIGTERM) }
+            var entry = pollfd(fd: helperPidfd, events: Int16(POLLIN), revents: 0)
+            if helperPidfd >= 0, poll(&entry, 1, 2000) == 0 { _ = berth_pidfd_send_signal(helperPidfd, SIGKILL) }
+            _ = try? waitForProcess(helper)
+            helper = 0
+        }
+        if helperPidfd >= 0 { close(helperPidfd); helperPidfd = -1 }
+    }
+
+    /// Undoes all of it (once): helper, netavark, leases, netns, reserved ports.
+    package func tearDown() {
+        guard !done else { return }
+        done = true
+        stopHelper()
+        engine.tearDownNetwork(container.id)
+        for fd in reserved { close(fd) }
+        reserved = []
+    }
+}
+
+extension Engine {
+    package var networks: NetworkStore { NetworkStore(images: images) }
+    var netnsDirectory: String { runtime.stateRoot + "/@netns" }
+    var netavarkConfig: String { runtime.stateRoot + "/@networks" }
+
+    /// Before the launch: files, namespace paths, and for bridge networks
+    /// the netns, addresses, held ports and netavark's setup.
+    package func prepareNetwork(_ container: Container) throws(EngineError) -> NetworkSession {
+        let session = NetworkSession(engine: self, container: container)
+        // What an earlier run left (its launcher died): undo first.
+        if let record = containers.load(container.id), record.state.network != nil { tearDownNetwork(container.id) }
+        let config = container.config
+        let mode = config.network
+        var namespace: LinuxNamespace? = LinuxNamespace(type: "network")
+        var joinUser: String? = nil
+        var addresses: [String] = []
+        var hostAddress: String? = nil
+        var servers: [String] = []
+        var search: [String] = []
+        let route = EtcFiles.hostDefaultRoute()
+        do {
+            switch mode {
+            case "host":
+                namespace = nil
+            case "none":
+                break
+            case "pasta", "slirp4netns":
+                if mode == "pasta" {
+                    // pasta binds the ports itself: find a taken one here, with a clear message.
+                    for fd in try PortReservation.reserve(config.ports) { close(fd) }
+                }
+                if mode == "pasta" { addresses = route.address.map { [$0] } ?? [] }
+                // pasta sends the gateway's address to the host; slirp4netns has 10.0.2.2.
+                hostAddress = mode == "pasta" ? route.gateway : "10.0.2.2"
+                if mode == "slirp4netns" { addresses = ["10.0.2.100"] }
+            case "bridge":
+                let state = try setUpBridge(container, session: session)
+                namespace = LinuxNamespace(type: "network", path: state.netns)
+                addresses = state.interfaces.flatMap { $0.addresses.map { String($0.split(separator: "/")[0]) } }
+                hostAddress = state.interfaces.first?.gateways.first
+                servers = state.dnsServers
+                search = state.dnsSearch
+            default:
+                if mode.hasPrefix("container:") {
+                    let other = try lookup(String(mode.dropFirst("container:".count)))
+                    guard other.processAlive else {
+                        throw EngineError(.invalidState, "container \(other.name), whose network this container joins, is not running")
+                    }
+                    namespace = LinuxNamespace(type: "network", path: other.state.network?.netns ?? "/proc/\(other.state.pid)/ns/net")
+                    if rootless { joinUser = "/proc/\(other.state.pid)/ns/user" }
+                    // Its files too: the same names, the same resolvers.
+                    let from = containers.path(other.id)
+                    for name in ["hosts", "resolv.conf"] {
+                        if let bytes = try? Files.read(from + "/" + name) {
+                            try? Files.writeAtomically(containers.path(container.id) + "/" + name, bytes, mode: 0o644)
+                        }
+                    }
+                } else if mode.hasPrefix("ns:") {
+                    namespace = LinuxNamespace(type: "network", path: String(mode.dropFirst(3)))
+                }
+            }
+            let directory = containers.path(container.id)
+            if !mode.hasPrefix("container:") {
+                let hostsText = EtcFiles.hosts(config: config, name: container.name, addresses: addresses, hostAddress: hostAddress,
+                                               hostFile: mode == "host" ? (try? Files.readString("/etc/hosts")) : nil)
+                let resolv = EtcFiles.resolvConf(config: config, hostText: EtcFiles.hostResolvConf(), networkServers: servers,
+                                                 searchDomains: search, keepLoopback: mode == "host")
+                try writeFile(directory + "/hosts", hostsText)
+                try writeFile(directory + "/resolv.conf", resolv)
+            }
+            try writeFile(directory + "/hostname", config.hostname + "\n")
+            try setNamespaces(container.id, network: namespace, user: joinUser)
+        } catch let error as EngineError {
+            session.tearDown()
+            throw error
+        } catch {
+            session.tearDown()
+            throw EngineError(.failed, "\(error)")
+        }
+        return session
+    }
+
+    private func writeFile(_ path: String, _ text: String) throws(EngineError) {
+        do { try Files.writeAtomically(path, Array(text.utf8), mode: 0o644) } catch {
+            throw EngineError(.failed, "write \(path): \(error)")
+        }
+    }
+
+    /// config.json's network (and, to join another rootless container's, user) namespace.
+    private func setNamespaces(_ id: String, network: LinuxNamespace?, user: String?) throws(EngineError) {
+        let path = containers.path(id) + "/config.json"
+        guard let bytes = try? Files.read(path), var spec = try? JSONDecoder().decode(Spec.self, from: Data(bytes)) else {
+            throw EngineError(.failed, "read \(path)")
+        }
+        var namespaces = spec.linux?.namespaces ?? []
+        let before = namespaces
+        namespaces.removeAll { $0.type == "network" }
+        if let network { namespaces.append(network) }
+        if let user {
+            namespaces.removeAll { $0.type == "user" }
+            namespaces.append(LinuxNamespace(type: "user", path: user))
+            spec.linux?.uidMappings = nil
+            spec.linux?.gidMappings = nil
+        }
+        guard namespaces != before else { return }
+        spec.linux?.namespaces = namespaces
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            try Files.writeAtomically(path, Array(try encoder.encode(spec)), mode: 0o600)
+        } catch {
+            throw EngineError(.failed, "write \(path): \(error)")
+        }
+    }
+
+    struct BridgeResult {
+        var netns: String
+        var interfaces: [NetworkState.Interface]
+        var dnsServers: [String]
+        var dnsSearch: [String]
+    }
+
+    /// netns file, leases, held ports, then `netavark setup`; recorded in the container's state.
+    private func setUpBridge(_ container: Container, session: NetworkSession) throws(EngineError) -> BridgeResult {
+        guard !rootless else {
+            throw EngineError(.invalidArgument, "rootless containers cannot join bridge networks: use pasta, slirp4netns, none or host")
+        }
+        guard let netavark = Tools.netavark else {
+            throw EngineError(.failed, "netavark is not installed (Debian package netavark): bridge networks need it")
+        }
+        var infos: [String: NetworkConfig] = [:]
+        for request in container.config.networks { infos[request.name] = try networks.load(request.name) }
+        // Ports first: a taken one is the likeliest failure, and needs nothing undone.
+        session.reserved = try PortReservation.reserve(container.config.ports)
+        let netns = netnsDirectory + "/" + container.id
+        var state = NetworkState()
+        state.netns = netns
+        // Recorded first, so that whatever fails below is undone by teardown.
+        try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+        do {
+            try Files.makeDirectories(netnsDirectory, mode: 0o755)
+            try Files.makeDirectories(netavarkConfig, mode: 0o700)
+            let fd = try FileDescriptor.open(netns, O_WRONLY | O_CREAT | O_CLOEXEC, mode: 0o444)
+            fd.close()
+        } catch {
+            throw EngineError(.failed, "create \(netns): \(error)")
+        }
+        if berth_netns_create(netns) != 0 { throw EngineError(.failed, "create a network namespace at \(netns): \(Errno.current)") }
+        var perNetwork: [String: NetavarkInput.PerNetwork] = [:]
+        for (index, request) in container.config.networks.enumerated() {
+            guard let info = infos[request.name] else { continue }
+            let ips = try networks.allocate(info, container: container.id, requested: request.ips.compactMap(IPAddress.init))
+            var aliases = request.aliases
+            if info.dnsEnabled { aliases = [container.name, container.shortID] + aliases.filter { $0 != container.name } }
+            perNetwork[request.name] = .init(staticIPs: ips.map(\.description), aliases: aliases, interfaceName: "eth\(index)",
+                                             staticMAC: request.mac)
+            state.interfaces.append(.init(network: request.name, name: "eth\(index)", addresses: ips.map(\.description)))
+        }
+        // From here on teardown runs netavark (a failed setup may have done half).
+        state.netavarkConfig = netavarkConfig
+        try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+        let input = NetavarkInput(
+            containerID: container.id, containerName: container.name,
+            portMappings: container.config.ports.isEmpty ? nil : container.config.ports.map {
+                .init(hostIP: $0.hostIP, containerPort: $0.containerPort, hostPort: $0.hostPort, range: $0.range, proto: $0.proto)
+            },
+            networks: perNetwork, networkInfo: infos, dnsServers: container.config.dns.isEmpty ? nil : container.config.dns)
+        let statuses: [String: NetavarkStatus] = try runNetavark(netavark, "setup", netns: netns, input: input)
+        var result = BridgeResult(netns: netns, interfaces: [], dnsServers: [], dnsSearch: [])
+        for (index, request) in container.config.networks.enumerated() {
+            let name = "eth\(index)"
+            var interface = NetworkState.Interface(network: request.name, name: name)
+            if let status = statuses[request.name] {
+                if let found = status.interfaces?[name] {
+                    interface.mac = found.macAddress ?? ""
+                    interface.addresses = found.subnets?.map(\.ipnet) ?? []
+                    interface.gateways = found.subnets?.compactMap(\.gateway) ?? []
+                }
+                result.dnsServers += (status.dnsServerIPs ?? []).filter { !result.dnsServers.contains($0) }
+                result.dnsSearch += (status.dnsSearchDomains ?? []).filter { !result.dnsSearch.contains($0) }
+            }
+            result.interfaces.append(interface)
+        }
+        state.interfaces = result.interfaces
+        try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+        return result
+    }
+
+    /// netavark, serialised by a lock of our own (bridge creation and
+    /// firewall changes of two berths must not interleave).
+    func runNetavark<Output: Decodable>(_ netavark: String, _ command: String, netns: String,
+                                                input: NetavarkInput) throws(EngineError) -> Output {
+        let bytes: [UInt8]
+        do {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            bytes = Array(try encoder.encode(input))
+        } catch {
+            throw EngineError(.failed, "encode netavark's input: \(error)")
+        }
+        var arguments = [netavark, "--config", netavarkConfig, "--rootless", "false"]
+        if let aardvark = Tools.aardvark { arguments += ["--aardvark-binary", aardvark] }
+        arguments += [command, netns]
+        let lock = try? FileDescriptor.open(netavarkConfig + "/netavark.lock", O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
+        defer { lock?.close() }
+        if let lock { while flock(lock.rawValue, LOCK_EX) != 0 && Errno.current == .interrupted {} }
+        let result: (status: ExitStatus, output: [UInt8], error: [UInt8])
+        do {
+            var environment = Engine.environment()
+            if !environment.contains(where: { $0.hasPrefix("PATH=") }) { environment.append("PATH=/usr/sbin:/usr/bin:/sbin:/bin") }
+            result = try Subprocess.capture(netavark, arguments: arguments, environment: environment, input: bytes, timeout: 60)
+        } catch {
+            throw EngineError(.failed, "run \(netavark): \(error)")
+        }
+        let data = Data(result.output)
+        guard result.status == .exited(0) else {
+            let message = (try? JSONDecoder().decode(NetavarkFailure.self, from: data))?.error
+                ?? String(decoding: result.error, as: UTF8.self).split(separator: "\n").filter { !$0.contains("syslog") }.last.map(String.init)
+                ?? "exit \(result.status)"
+            throw EngineError(.failed, "netavark \(command): \(message)")
+        }
+        if Output.self == Empty.self, let empty = Empty() as? Output { return empty }
+        do {
+            return try JSONDecoder().decode(Output.self, from: data)
+        } catch {
+            throw EngineError(.failed, "netavark \(command) answered what berth cannot read: \(String(decoding: result.output.prefix(200), as: UTF8.self))")
+        }
+    }
+
+    struct Empty: Decodable {}
+    struct NetavarkFailure: Decodable { var error: String }
+
+    /// Undoes what the record says was set up; safe to call again, and
+    /// from any berth once the container's launcher is gone.
+    package func tearDownNetwork(_ id: String) {
+        guard let record = containers.load(id) else { networks.release(container: id); return }
+        if let state = record.state.network {
+            if state.helperPid > 0, processStartTime(state.helperPid) == state.helperStartTime {
+                _ = Glibc.kill(state.helperPid, SIGKILL)
+            }
+            if let netns = state.netns {
+                if state.netavarkConfig != nil, Files.exists(netns), let netavark = Tools.netavark {
+                    var infos: [String: NetworkConfig] = [:]
+                    var perNetwork: [String: NetavarkInput.PerNetwork] = [:]
+                    let leases = networks.leases(of: id)
+                    for (index, request) in record.config.networks.enumerated() {
+                        guard let info = try? networks.load(request.name) else { continue }
+                        infos[request.name] = info
+                        let ips = state.interfaces.first { $0.network == request.name }?.addresses.map { String($0.split(separator: "/")[0]) }
+                        let interface = state.interfaces.first { $0.network == request.name }?.name ?? "eth\(index)"
+                        perNetwork[request.name] = .init(staticIPs: ips ?? leases[request.name] ?? [], aliases: [],
+                                                         interfaceName: interface, staticMAC: nil)
+                    }
+                    let input = NetavarkInput(
+                        containerID: id, containerName: record.name,
+                        portMappings: record.config.ports.isEmpty ? nil : record.config.ports.map {
+                            .init(hostIP: $0.hostIP, containerPort: $0.containerPort, hostPort: $0.hostPort, range: $0.range, proto: $0.proto)
+                        },
+                        networks: perNetwork, networkInfo: infos, dnsServers: nil)
+                    if !perNetwork.isEmpty {
+                        do {
+                            let _: Empty = try runNetavark(netavark, "teardown", netns: netns, input: input)
+                        } catch {
+                            warn("container \(record.shortID): \(error.message)")
+                        }
+                    }
+                }
+                _ = umount2(netns, Int32(MNT_DETACH))
+                _ = unlink(netns)
+            }
+        }
+        networks.release(container: id)
+        _ = try? containers.update(id) { (record) throws(EngineError) in record.state.network = nil }
+    }
+
+    func warn(_ message: String) {
+        try? FileDescriptor.standardError.writeAll("berth: warning: \(message)\n")
+    }
+}
+
+// MARK: - connect, disconnect
+
+extension Engine {
+    /// Containers (ids) whose config names `network`.
+    package func usersOf(network name: String) -> [Container] {
+        containers.list().filter { $0.config.network == "bridge" && $0.config.networks.contains { $0.name == name } }
+    }
+
+    /// Adds a network to a container; a running one gets its interface now.
+    package func connect(_ container: Container, to name: String, ip: String?, aliases: [String]) throws(EngineError) {
+        let network = try networks.load(name)
+        guard container.config.network == "bridge" else {
+            throw EngineError(.invalidArgument, "container \(container.name) has --network \(container.config.network): only bridge containers join networks")
+        }
+        if rootless { throw EngineError(.invalidArgument, "rootless containers cannot join bridge network \"\(network.name)\"") }
+        guard !container.config.networks.contains(where: { $0.name == network.name }) else {
+            throw EngineError(.exists, "container \(container.name) is already connected to network \(network.name)")
+        }
+        var request = NetworkRequest(name: network.name)
+        request.aliases = aliases
+        if let ip {
+            guard let address = IPAddress(ip), network.parsedSubnets.contains(where: { $0.subnet.contains(address) }) else {
+                throw EngineError(.invalidArgument, "--ip \(ip) is not in a subnet of network \(network.name)")
+            }
+            request.ips = [address.description]
+        }
+        let current = refresh(container)
+        if current.state.status == "running", let netns = current.state.network?.netns, let netavark = Tools.netavark {
+            let taken = Set(current.state.network?.interfaces.map(\.name) ?? [])
+            let interfaceName = (0...).lazy.map { "eth\($0)" }.first { !taken.contains($0) }!
+            let ips = try networks.allocate(network, container: container.id, requested: request.ips.compactMap(IPAddress.init))
+            var allAliases = aliases
+            if network.dnsEnabled { allAliases = [container.name, container.shortID] + aliases }
+            let input = NetavarkInput(containerID: container.id, containerName: container.name, portMappings: nil,
+                                      networks: [network.name: .init(staticIPs: ips.map(\.description), aliases: allAliases,
+                                                                     interfaceName: interfaceName, staticMAC: nil)],
+                                      networkInfo: [network.name: network], dnsServers: nil)
+            let statuses: [String: NetavarkStatus]
+            do {
+                statuses = try runNetavark(netavark, "setup", netns: netns, input: input)
+            } catch {
+                networks.release(container: container.id, network: network.name)
+                throw error
+            }
+            var interface = NetworkState.Interface(network: network.name, name: interfaceName)
+            if let found = statuses[network.name]?.interfaces?[interfaceName] {
+                interface.mac = found.macAddress ?? ""
+                interface.addresses = found.subnets?.map(\.ipnet) ?? []
+                interface.gateways = found.subnets?.compactMap(\.gateway) ?? []
+            }
+            try containers.update(container.id) { (record) throws(EngineError) in
+                record.config.networks.append(request)
+                record.state.network?.interfaces.append(interface)
+            }
+            return
+        }
+        try containers.update(container.id) { (record) throws(EngineError) in record.config.networks.append(request) }
+    }
+
+    package func disconnect(_ container: Container, from name: String) throws(EngineError) {
+        let network = try networks.load(name)
+        guard container.config.networks.contains(where: { $0.name == network.name }) else {
+            throw EngineError(.notFound, "container \(container.name) is not connected to network \(network.name)")
+        }
+        let current = refresh(container)
+        if current.state.status == "running", let netns = current.state.network?.netns, let netavark = Tools.netavark,
+           let interface = current.state.network?.interfaces.first(where: { $0.network == network.name }) {
+            let input = NetavarkInput(containerID: container.id, containerName: container.name, portMappings: nil,
+                                      networks: [network.name: .init(staticIPs: interface.addresses.map { String($0.split(separator: "/")[0]) },
+                                                                     aliases: [], interfaceName: interface.name, staticMAC: nil)],
+                                      networkInfo: [network.name: network], dnsServers: nil)
+            let _: Empty = try runNetavark(netavark, "teardown", netns: netns, input: input)
+        }
+        networks.release(container: container.id, network: network.name)
+        try containers.update(container.id) { (record) throws(EngineError) in
+            record.config.networks.removeAll { $0.name == network.name }
+            record.state.network?.interfaces.removeAll { $0.network == network.name }
+        }
+    }
+}

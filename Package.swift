@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "BerthOCITests", dependencies: ["BerthOCI"]),
         .testTarget(name: "BerthImageTests", dependencies: ["BerthImage", "BerthOCI", "BerthOS", "BerthTestSupport"]),
         .testTarget(name: "BerthRegistryTests", dependencies: ["BerthRegistry", "BerthOCI"]),
-        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthOCI", "BerthOS", "BerthTestSupport"]),
+        .testTarget(name: "BerthEngineTests", dependencies: ["BerthEngine", "BerthImage", "BerthOCI", "BerthOS", "BerthTestSupport"]),
         .testTarget(name: "BerthRuntimeTests", dependencies: ["BerthRuntime", "BerthOCI", "BerthOS", "BerthTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -180,6 +180,10 @@ package struct NetworkState: Codable, Sendable {
     /// pasta or slirp4netns, tied to the process that runs the container.
     package var helperPid: Int32 = 0
     package var helperStartTime: UInt64 = 0
+    /// The berth that set it up (foreground run or monitor): while it
+    /// lives, the network is its to undo; after, anyone's.
+    package var ownerPid: Int32 = 0
+    package var ownerStartTime: UInt64 = 0
 
     package struct Interface: Codable, Sendable {
         package var network: String

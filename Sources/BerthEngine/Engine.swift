@@ -94,6 +94,12 @@ package struct Engine: Sendable {
     /// container whose process and monitor are both gone has exited, with
     /// an unknown code if nobody recorded one.
     package func refresh(_ container: Container) -> Container {
+        if let network = container.state.network, container.state.status != "running", container.state.status != "stopping",
+           network.ownerPid == 0 || processStartTime(network.ownerPid) != network.ownerStartTime {
+            // A start that was killed half-way left its network behind.
+            tearDownNetwork(container.id)
+            return containers.load(container.id) ?? container
+        }
         guard container.state.status == "running" || container.state.status == "stopping" else { return container }
         if container.processAlive || container.monitorAlive { return container }
         // Whoever ran it is gone: record that, once, under the lock.

@@ -370,6 +370,8 @@ package final class NetworkSession: @unchecked Sendable {
         }
         _ = try? engine.containers.update(container.id) { (record) throws(EngineError) in
             var state = record.state.network ?? NetworkState()
+            state.ownerPid = getpid()
+            state.ownerStartTime = processStartTime(getpid()) ?? 0
             state.helperPid = self.helper
             state.helperStartTime = processStartTime(self.helper) ?? 0
             record.state.network = state
@@ -639,6 +641,8 @@ extension Engine {
         let netns = netnsDirectory + "/" + container.id
         var state = NetworkState()
         state.netns = netns
+        state.ownerPid = getpid()
+        state.ownerStartTime = processStartTime(getpid()) ?? 0
         // Recorded first, so that whatever fails below is undone by teardown.
         try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
         do {

@@ -362,6 +362,13 @@ package final class NetworkSession: @unchecked Sendable {
     /// After clone, before the container's process execs: pasta or slirp4netns.
     func attach(pid: pid_t) throws(RuntimeError) {
         let mode = container.config.network
+        if mode == "none" {
+            // As docker and podman leave it: 127.0.0.1 works.
+            if berth_loopback_up(pid, engine.rootless ? 1 : 0) != 0 {
+                throw RuntimeError(.failed, "bring up lo in the container's network namespace: \(Errno.current)")
+            }
+            return
+        }
         guard mode == "pasta" || mode == "slirp4netns" else { return }
         do {
             if mode == "pasta" { try startPasta(pid) } else { try startSlirp(pid) }

@@ -25,6 +25,8 @@
 #include <sys/mman.h>
 #include <sys/xattr.h>
 #include <sys/mount.h>
+#include <net/if.h>
+#include <stdio.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -371,4 +373,38 @@ pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[],
     }
     execve(path, argv, envp);
     _exit(127);
+}
+
+int berth_loopback_up(pid_t pid, int join_user) {
+    // From a child that joins the process's namespaces (its user namespace
+    // first when we are not root in it), so this process stays where it is.
+    pid_t child = fork();
+    if (child < 0) return -1;
+    if (child == 0) {
+        char path[64];
+        if (join_user) {
+            snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+            int user = open(path, O_RDONLY | O_CLOEXEC);
+            if (user < 0 || setns(user, CLONE_NEWUSER) != 0) _exit(10 + (errno & 0x7f));
+        }
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+        int net = open(path, O_RDONLY | O_CLOEXEC);
+        if (net < 0 || setns(net, CLONE_NEWNET) != 0) _exit(10 + (errno & 0x7f));
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (s < 0) _exit(10 + (errno & 0x7f));
+        struct ifreq request;
+        memset(&request, 0, sizeof request);
+        strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+        if (ioctl(s, SIOCGIFFLAGS, &request) != 0) _exit(10 + (errno & 0x7f));
+        request.ifr_flags |= IFF_UP;
+        if (ioctl(s, SIOCSIFFLAGS, &request) != 0) _exit(10 + (errno & 0x7f));
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
+    return -1;
 }

@@ -159,6 +159,8 @@ ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t s
 
 /// Makes a network namespace bound to `path` (an existing empty file), from a child.
 int berth_netns_create(const char *path);
+/// Brings `lo` up in the network namespace of `pid` (joining its user namespace first with join_user).
+int berth_loopback_up(pid_t pid, int join_user);
 /// fork+execve of a helper (pasta, slirp4netns) that gets SIGKILL when this
 /// process dies; `keep` descriptors stay open across execve.
 pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[], int in, int out, int err,

@@ -314,8 +314,8 @@ package struct NetworkStore: Sendable {
 
     /// The first 10.89.N.0/24 that overlaps nothing in use (podman's choice).
     static func freeSubnet(avoiding used: [Subnet]) throws(EngineError) -> Subnet {
-        for third in 0..<256 {
-            for second in 89..<256 {
+        for second in 89..<256 {
+            for third in 0..<256 {
                 guard let candidate = Subnet("10.\(second).\(third).0/24") else { continue }
                 if !used.contains(where: { $0.overlaps(candidate) }) { return candidate }
             }

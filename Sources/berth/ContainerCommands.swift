@@ -714,7 +714,7 @@ enum ContainerDetails {
             ])),
             ("HostConfig", .object([
                 "AutoRemove": .bool(config.autoRemove), "ReadonlyRootfs": .bool(config.readOnly),
-                "NetworkMode": .string(config.network == "bridge" ? config.networks.map(\.name).joined(separator: ",") : config.network),
+                "NetworkMode": .string(config.network),
                 "PortBindings": portBindings(config.ports), "Dns": .of(config.dns), "DnsSearch": .of(config.dnsSearch),
                 "DnsOptions": .of(config.dnsOptions), "ExtraHosts": .of(config.addHosts),
                 "RestartPolicy": .object(["Name": .string(config.restartPolicy.name), "MaximumRetryCount": .integer(Int64(config.restartPolicy.maximumRetryCount))]),

@@ -110,23 +110,38 @@ assert_no_rule() {
 $(grep -F -- "$1" <<<"$rules")"
 }
 
-# host_veth CTR [IFACE] — the host end of CTR's veth (root: the container
-# has its own sysfs).
+# host_veth CTR [IFACE] — the interface index of the host end of CTR's
+# veth (root: the container has its own sysfs). Indexes, unlike names
+# (veth0, veth1 …), are not given again to the next veth.
 host_veth() {
 	local idx
 	idx=$(e exec "$1" cat "/sys/class/net/${2:-eth0}/iflink") || return 1
-	ip -o link | awk -F': ' -v i="$idx" '$1 == i { sub(/@.*/, "", $2); print $2 }'
+	[[ -n $(host_link "$idx") ]] && echo "$idx"
 }
+# host_link INDEX — the host's `ip -o link` line of that interface, if any.
+host_link() { ip -o link | awk -F': ' -v i="$1" '$1 == i'; }
+veth_gone() { [[ -z $(host_link "$1") ]]; }
 
 # ipv4_of CTR [IFACE] — CTR's IPv4 address on IFACE (eth0).
 ipv4_of() {
 	e exec "$1" ip -o -4 addr show dev "${2:-eth0}" | awk '{ sub(/\/.*/, "", $4); print $4; exit }'
 }
 
-# pasta_pids — pids of the pasta processes of this user.
+# pasta_pids — pids of the pasta processes of this user (their process
+# name is passt.avx2 or so: match the command line).
 pasta_pids() { pgrep -u "$(id -u)" -f '^([^ ]*/)?pasta(\.avx2)?( |$)' | sort; }
+# pastas_for PORT — those forwarding host port 127.0.0.1:PORT (pasta's own
+# -t/-u syntax, ADDR/PORT:…), so other users of this account do not count.
+pastas_for() {
+	local p
+	for p in $(pasta_pids); do
+		[[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>&1) == *" 127.0.0.1/$1:"* ]] && echo "$p"
+	done
+	return 0
+}
 
 host_netns() { readlink /proc/self/ns/net; }
+host_ifaces() { grep : /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort; }
 host_ipv4s() { ip -o -4 addr show | awk '{ sub(/\/.*/, "", $4); print $4 }'; }
 
 # hosts_lines TEXT — /etc/hosts lines with whitespace squeezed to one space.
@@ -300,6 +315,9 @@ $output"
 	run --separate-stderr e network create --driver warp bad4
 	assert_status 125
 	assert_berth_line 'warp'
+	run --separate-stderr e network create 'bad/5'
+	assert_status 125
+	assert_berth_line 'invalid network name "bad/5"'
 
 	run e network ls -q
 	assert_eq "$(sort <<<"$output" | tr '\n' ' ')" "berth first "
@@ -431,11 +449,11 @@ $output"
 	v1=$(host_veth one)
 	v2=$(host_veth two)
 	[[ -n $v1 && -n $v2 ]] || fail "no host veth: '$v1' '$v2'"
-	assert_contains "$(ip -o link show "$v1")" "master berth0"
+	assert_contains "$(host_link "$v1")" "master berth0"
 	id1=$(e inspect --format '{{.Id}}' one)
 	e rm -f one two >/dev/null
-	link_gone "$v1" || fail "veth $v1 left"
-	link_gone "$v2" || fail "veth $v2 left"
+	wait_until 5 veth_gone "$v1" || fail "veth left: $(host_link "$v1")"
+	wait_until 5 veth_gone "$v2" || fail "veth left: $(host_link "$v2")"
 	assert_no_rule "$id1"
 	wait_until 5 link_gone berth0 || fail "berth0 left after its last container"
 	# As podman shows it: the mode, not the network's name.
@@ -464,11 +482,18 @@ $output"
 	[[ ${lines[0]} != "$(host_netns)" ]] || fail "none shares the host's netns"
 	assert_eq "$(grep : <<<"$output" | grep -v '^net:' | cut -d: -f1 | tr -d ' ')" "lo"
 
+	# The host's interfaces: all that exist both before and after the run
+	# (other containers may come and go meanwhile), and none it never had.
+	before=$(host_ifaces)
 	run e run --rm --network host busybox sh -c 'readlink /proc/self/ns/net; cat /proc/net/dev'
 	assert_status 0
+	after=$(host_ifaces)
 	assert_eq "${lines[0]}" "$(host_netns)" "host mode netns"
-	assert_eq "$(grep : <<<"$output" | grep -v '^net:' | cut -d: -f1 | tr -d ' ' | sort)" \
-		"$(grep : /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort)"
+	seen=$(grep : <<<"$output" | grep -v '^net:' | cut -d: -f1 | tr -d ' ' | sort)
+	missing=$(comm -23 <(comm -12 <(echo "$before") <(echo "$after")) <(echo "$seen"))
+	extra=$(comm -13 <(sort -u <(echo "$before") <(echo "$after")) <(echo "$seen"))
+	[[ -z $missing && -z $extra ]] || fail "host mode interfaces: missing '$missing', extra '$extra'"
+	grep -qvx lo <<<"$seen" || fail "host mode shows only lo"
 
 	e run -d --name base busybox sleep 1000 >/dev/null
 	e run -d --name other busybox sleep 1000 >/dev/null
@@ -506,8 +531,12 @@ $output"
 	assert_status 0
 	grep -q ' inet ' <<<"$output" || fail "no IPv4 address: $output"
 	assert_contains "$output" "default via"
+	# Its slirp4netns: the one given the container's pid (slirp4netns PID
+	# TAP), else any that appeared meanwhile.
+	pid=$(e inspect --format '{{.State.Pid}}' s)
 	during=$(pgrep -u "$(id -u)" -x slirp4netns | sort)
-	new=$(comm -13 <(echo "$before") <(echo "$during"))
+	new=$(for p in $during; do [[ " $(tr '\0' ' ' <"/proc/$p/cmdline" 2>&1)" == *" $pid "* ]] && echo "$p"; done)
+	[[ -n $new ]] || new=$(comm -13 <(echo "$before") <(echo "$during"))
 	[[ -n $new ]] || fail "no slirp4netns process for the container"
 	e rm -f s >/dev/null
 	for p in $new; do wait_until 5 pid_dead "$p" || fail "slirp4netns $p outlived its container"; done
@@ -603,7 +632,6 @@ s.listen(1)
 time.sleep(600)' "$port"
 	holder=$BG_PID
 	wait_until 10 bash -c "[[ -n \$(ss -Hltn 'sport = :$port') ]]" || fail "holder did not listen: $(cat "$BATS_TEST_TMPDIR/holder.log")"
-	if [[ $BERTH_AS == root ]]; then ports_before=$(ip -o link show master berth0 2>/dev/null | wc -l); else pastas=$(pasta_pids); fi
 
 	run --separate-stderr e run -d --name clash -p "127.0.0.1:$port:80" busybox sleep 1000
 	assert_status 125
@@ -616,9 +644,12 @@ time.sleep(600)' "$port"
 	if [[ $BERTH_AS == root ]]; then
 		for id in $(e ps -a -q --no-trunc); do assert_no_rule "$id"; done
 		assert_no_rule "dport $port "
-		assert_eq "$(ip -o link show master berth0 2>/dev/null | wc -l)" "$ports_before" "veths on berth0"
+		# A record that stayed holds no address and no namespace.
+		if e inspect clash >/dev/null 2>&1; then
+			assert_eq "$(e inspect clash | jq -r '.[0].NetworkSettings | .IPAddress + "|" + .SandboxKey')" "|" "clash's network"
+		fi
 	else
-		assert_eq "$(pasta_pids)" "$pastas" "pasta processes"
+		assert_eq "$(pastas_for "$port")" "" "pasta processes for port $port"
 	fi
 
 	# Once the port is free, the same container starts (when its record stayed).
@@ -638,6 +669,12 @@ time.sleep(600)' "$port"
 		run --separate-stderr e create -p "$bad" busybox true
 		assert_status 125
 		assert_berth_line "berth: -p \"$bad\": "
+	done
+	# Only bridge networks and pasta publish ports.
+	for mode in none host; do
+		run --separate-stderr e run --rm --network "$mode" -p "127.0.0.1:$port:80" busybox true
+		assert_status 125
+		assert_berth_line "-p and -P need a bridge network or pasta, not --network $mode"
 	done
 	assert_eq "$(e ps -a -q | wc -l)" "$records" "containers after the refused -p"
 }
@@ -697,6 +734,16 @@ time.sleep(600)' "$port"
 	run --separate-stderr e run --rm --network a --ip 10.77.0.5 busybox true
 	assert_status 125
 	assert_berth_line "10.77.0.5"
+	run --separate-stderr e run --rm --network a --mac-address 92:d0:zz busybox true
+	assert_status 125
+	assert_berth_line '--mac-address "92:d0:zz"'
+	# Aliases need a network with DNS; addresses a bridge network.
+	run --separate-stderr e run --rm --network-alias nope busybox true
+	assert_status 125
+	assert_berth_line '--network-alias'
+	run --separate-stderr e run --rm --network none --ip "$pa.61" busybox true
+	assert_status 125
+	assert_berth_line 'need a bridge network'
 	run e ps -a --format '{{.Names}}'
 	assert_eq "$output" "holder"
 }
@@ -740,7 +787,7 @@ time.sleep(600)' "$port"
 	run e exec c ip link show eth1
 	[[ $status != 0 ]] || fail "eth1 still there: $output"
 	assert_eq "$(e inspect c | jq -r '.[0].NetworkSettings.Networks | keys | join(" ")')" "a"
-	wait_until 5 link_gone "$veth" || fail "veth $veth left after disconnect"
+	wait_until 5 veth_gone "$veth" || fail "veth left after disconnect: $(host_link "$veth")"
 	wait_until 5 link_gone "$brb" || fail "bridge $brb left after its last container left"
 	# The lease went too: the address can be given again.
 	run e network connect --ip "$pb.77" b c
@@ -849,7 +896,7 @@ $hosts"
 		pid=$(e inspect --format '{{.State.Pid}}' "c-$how")
 		veth=$(host_veth "c-$how")
 		[[ -n $veth ]] || fail "$how: no host veth"
-		assert_contains "$(ip -o link show "$veth")" "master $br"
+		assert_contains "$(host_link "$veth")" "master $br"
 		rules=$(fw_rules)
 		[[ $rules == *"$(subnet 0)"* ]] || fail "$how: no rule names $(subnet 0) while the container runs:
 $rules"
@@ -872,7 +919,7 @@ $rules"
 			;;
 		esac
 		wait_until 5 pid_dead "$pid" || fail "$how: container process $pid still alive"
-		link_gone "$veth" || fail "$how: veth $veth left: $(ip -o link show "$veth")"
+		veth_gone "$veth" || fail "$how: veth left: $(host_link "$veth")"
 		link_gone "$br" || fail "$how: bridge $br left"
 		assert_no_rule "$id"
 		assert_no_rule "$(subnet 0)"
@@ -896,7 +943,6 @@ $rules"
 	[[ $BERTH_AS == rootless ]] || skip "pasta is the rootless network (root: the teardown test above)"
 	port=$(free_port)
 	for how in stop rm exit kill9; do
-		before=$(pasta_pids)
 		rmflag=()
 		[[ $how == exit ]] && rmflag=(--rm)
 		e run -d "${rmflag[@]}" --name "c-$how" -e WHO="$how" -p "127.0.0.1:$port:80" busybox sh -c \
@@ -904,8 +950,8 @@ $rules"
 			fail "$how: could not publish 127.0.0.1:$port again"
 		pid=$(e inspect --format '{{.State.Pid}}' "c-$how")
 		wait_until 10 host_serves "$port" "hello from $how" || fail "$how: 127.0.0.1:$port: $(host_get "$port")"
-		new=$(comm -13 <(echo "$before") <(pasta_pids))
-		[[ -n $new ]] || fail "$how: no pasta process appeared for the container"
+		new=$(pastas_for "$port")
+		[[ -n $new ]] || fail "$how: no pasta process forwards 127.0.0.1:$port: $(pgrep -a -u "$(id -u)" -f pasta)"
 		case $how in
 		stop) e stop -t 5 "c-$how" >/dev/null ;;
 		rm) e rm -f "c-$how" >/dev/null ;;

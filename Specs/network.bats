@@ -880,6 +880,30 @@ $hosts"
 
 # ------------------------------------------------------------------- teardown
 
+# end_container HOW PID — ends container c-HOW (process PID) the way HOW
+# says: stop, rm -f, exit of a --rm container (it waits for /tmp/go), or
+# kill -9 of its monitor followed by one berth command, which records it.
+end_container() {
+	local how=$1 pid=$2 monitor
+	case $how in
+	stop) e stop -t 5 "c-$how" >/dev/null ;;
+	rm) e rm -f "c-$how" >/dev/null ;;
+	exit)
+		e exec "c-$how" touch /tmp/go
+		wait_until 10 bash -c "! \"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect c-$how >/dev/null 2>&1" ||
+			fail "exit: the --rm container was not removed"
+		;;
+	kill9)
+		monitor=$(e inspect --format '{{.State.ConmonPid}}' "c-$how")
+		[[ $monitor -gt 0 ]] || fail "no monitor pid"
+		kill -KILL "$monitor"
+		wait_until 5 pid_dead "$pid" || fail "kill9: the container outlived its monitor"
+		run e ps -a --format '{{.Names}} {{.Status}}'
+		assert_contains "$output" "c-kill9 Exited"
+		;;
+	esac
+}
+
 @test "teardown (root): stop, rm -f, run --rm and a killed monitor leave no veth, rule, bridge or lease" {
 	root_only
 	net tear 0
@@ -901,23 +925,7 @@ $hosts"
 		[[ $rules == *"$(subnet 0)"* ]] || fail "$how: no rule names $(subnet 0) while the container runs:
 $rules"
 		[[ $rules == *"$id"* ]] || fail "$how: no rule names the container id while it publishes a port"
-		case $how in
-		stop) e stop -t 5 "c-$how" >/dev/null ;;
-		rm) e rm -f "c-$how" >/dev/null ;;
-		exit)
-			e exec "c-$how" touch /tmp/go
-			wait_until 10 bash -c "! \"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect c-$how >/dev/null 2>&1" ||
-				fail "exit: the --rm container was not removed"
-			;;
-		kill9)
-			monitor=$(e inspect --format '{{.State.ConmonPid}}' "c-$how")
-			[[ $monitor -gt 0 ]] || fail "no monitor pid"
-			kill -KILL "$monitor"
-			wait_until 5 pid_dead "$pid" || fail "kill9: the container outlived its monitor"
-			run e ps -a --format '{{.Names}} {{.Status}}'
-			assert_contains "$output" "c-kill9 Exited"
-			;;
-		esac
+		end_container "$how" "$pid"
 		wait_until 5 pid_dead "$pid" || fail "$how: container process $pid still alive"
 		veth_gone "$veth" || fail "$how: veth left: $(host_link "$veth")"
 		link_gone "$br" || fail "$how: bridge $br left"
@@ -952,22 +960,7 @@ $rules"
 		wait_until 10 host_serves "$port" "hello from $how" || fail "$how: 127.0.0.1:$port: $(host_get "$port")"
 		new=$(pastas_for "$port")
 		[[ -n $new ]] || fail "$how: no pasta process forwards 127.0.0.1:$port: $(pgrep -a -u "$(id -u)" -f pasta)"
-		case $how in
-		stop) e stop -t 5 "c-$how" >/dev/null ;;
-		rm) e rm -f "c-$how" >/dev/null ;;
-		exit)
-			e exec "c-$how" touch /tmp/go
-			wait_until 10 bash -c "! \"$BERTH\" --root \"$STATE\" --runroot \"$RUNROOT\" inspect c-$how >/dev/null 2>&1" ||
-				fail "exit: the --rm container was not removed"
-			;;
-		kill9)
-			monitor=$(e inspect --format '{{.State.ConmonPid}}' "c-$how")
-			[[ $monitor -gt 0 ]] || fail "no monitor pid"
-			kill -KILL "$monitor"
-			wait_until 5 pid_dead "$pid" || fail "kill9: the container outlived its monitor"
-			e ps -a >/dev/null
-			;;
-		esac
+		end_container "$how" "$pid"
 		wait_until 5 pid_dead "$pid" || fail "$how: container process $pid still alive"
 		for p in $new; do
 			wait_until 5 pid_dead "$p" || fail "$how: pasta $p still runs: $(tr '\0' ' ' <"/proc/$p/cmdline")"

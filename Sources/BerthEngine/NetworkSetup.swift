@@ -20,7 +20,13 @@ package struct NetworkPlan {
     package static func resolve(_ options: CreateOptions, config: inout ContainerConfig, rootless: Bool,
                                 store: ImageStore) throws(EngineError) {
         var modes = options.networks.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
-        if modes.isEmpty { modes = [rootless ? "pasta" : "bridge"] }
+        if modes.isEmpty {
+            // pasta needs a host interface with a route out ("External interface
+            // not usable" otherwise): an offline host's rootless default is
+            // none, unless ports are published (then pasta says why it fails).
+            let offline = rootless && options.publish.isEmpty && !options.publishAll && !EtcFiles.hostHasDefaultRoute()
+            modes = [rootless ? (offline ? "none" : "pasta") : "bridge"]
+        }
         let first = modes[0]
         let special = ["none", "host", "bridge", "pasta", "slirp4netns", "private", "default"]
         func isMode(_ text: String) -> Bool {
@@ -237,6 +243,17 @@ package enum EtcFiles {
         return out
     }
 
+    /// Whether the host has a default route (IPv4 or IPv6), as pasta needs.
+    package static func hostHasDefaultRoute() -> Bool {
+        if hostDefaultRoute().gateway != nil { return true }
+        guard let text = try? Files.readString("/proc/net/ipv6_route") else { return false }
+        // Destination ::/0 (32 zeros, prefix 00), not via the loopback device.
+        return text.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ", omittingEmptySubsequences: true)
+            return fields.count >= 10 && fields[0] == Substring(String(repeating: "0", count: 32)) && fields[1] == "00" && fields[9] != "lo"
+        }
+    }
+
     /// The host's source address and gateway for its default IPv4 route.
     static func hostDefaultRoute() -> (address: String?, gateway: String?) {
         guard let text = try? Files.readString("/proc/net/route") else { return (nil, nil) }
@@ -303,6 +320,12 @@ struct NetavarkInput: Encodable {
         }
     }
 
+    static func ports(_ mappings: [PortMapping]) -> [Port]? {
+        mappings.isEmpty ? nil : mappings.map {
+            Port(hostIP: $0.hostIP, containerPort: $0.containerPort, hostPort: $0.hostPort, range: $0.range, proto: $0.proto)
+        }
+    }
+
     enum CodingKeys: String, CodingKey {
         case networks
         case containerID = "container_id"
@@ -310,6 +333,16 @@ struct NetavarkInput: Encodable {
         case portMappings = "port_mappings"
         case networkInfo = "network_info"
         case dnsServers = "dns_servers"
+    }
+}
+
+extension NetworkState.Interface {
+    /// What netavark reports for it (nil: only the names).
+    init(network: String, name: String, reported: NetavarkStatus.Interface?) {
+        self.init(network: network, name: name)
+        mac = reported?.macAddress ?? ""
+        addresses = reported?.subnets?.map(\.ipnet) ?? []
+        gateways = reported?.subnets?.compactMap(\.gateway) ?? []
     }
 }
 
@@ -521,7 +554,7 @@ extension Engine {
     package func prepareNetwork(_ container: Container) throws(EngineError) -> NetworkSession {
         let session = NetworkSession(engine: self, container: container)
         // What an earlier run left (its launcher died): undo first.
-        if let record = containers.load(container.id), record.state.network != nil { tearDownNetwork(container.id) }
+        if container.state.network != nil { tearDownNetwork(container.id) }
         let config = container.config
         let mode = config.network
         var namespace: LinuxNamespace? = LinuxNamespace(type: "network")
@@ -530,8 +563,7 @@ extension Engine {
         var hostAddress: String? = nil
         var servers: [String] = []
         var search: [String] = []
-        let route = EtcFiles.hostDefaultRoute()
-        do {
+        do throws(EngineError) {
             switch mode {
             case "host":
                 namespace = nil
@@ -542,6 +574,7 @@ extension Engine {
                     // pasta binds the ports itself: find a taken one here, with a clear message.
                     for fd in try PortReservation.reserve(config.ports) { close(fd) }
                 }
+                let route: (address: String?, gateway: String?) = mode == "pasta" ? EtcFiles.hostDefaultRoute() : (nil, nil)
                 if mode == "pasta" { addresses = route.address.map { [$0] } ?? [] }
                 // pasta sends the gateway's address to the host; slirp4netns has 10.0.2.2.
                 hostAddress = mode == "pasta" ? route.gateway : "10.0.2.2"
@@ -582,13 +615,14 @@ extension Engine {
                 try writeFile(directory + "/resolv.conf", resolv)
             }
             try writeFile(directory + "/hostname", config.hostname + "\n")
-            try setNamespaces(container.id, network: namespace, user: joinUser)
-        } catch let error as EngineError {
-            session.tearDown()
-            throw error
+            // Only a joined namespace changes config.json: the modes without a
+            // path are as create wrote them, and need no decode on each start.
+            if namespace?.path != nil || joinUser != nil {
+                try setNamespaces(container.id, network: namespace, user: joinUser)
+            }
         } catch {
             session.tearDown()
-            throw EngineError(.failed, "\(error)")
+            throw error
         }
         return session
     }
@@ -676,21 +710,14 @@ extension Engine {
         try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
         let input = NetavarkInput(
             containerID: container.id, containerName: container.name,
-            portMappings: container.config.ports.isEmpty ? nil : container.config.ports.map {
-                .init(hostIP: $0.hostIP, containerPort: $0.containerPort, hostPort: $0.hostPort, range: $0.range, proto: $0.proto)
-            },
+            portMappings: NetavarkInput.ports(container.config.ports),
             networks: perNetwork, networkInfo: infos, dnsServers: container.config.dns.isEmpty ? nil : container.config.dns)
         let statuses: [String: NetavarkStatus] = try runNetavark(netavark, "setup", netns: netns, input: input)
         var result = BridgeResult(netns: netns, interfaces: [], dnsServers: [], dnsSearch: [])
         for (index, request) in container.config.networks.enumerated() {
             let name = "eth\(index)"
-            var interface = NetworkState.Interface(network: request.name, name: name)
+            let interface = NetworkState.Interface(network: request.name, name: name, reported: statuses[request.name]?.interfaces?[name])
             if let status = statuses[request.name] {
-                if let found = status.interfaces?[name] {
-                    interface.mac = found.macAddress ?? ""
-                    interface.addresses = found.subnets?.map(\.ipnet) ?? []
-                    interface.gateways = found.subnets?.compactMap(\.gateway) ?? []
-                }
                 result.dnsServers += (status.dnsServerIPs ?? []).filter { !result.dnsServers.contains($0) }
                 result.dnsSearch += (status.dnsSearchDomains ?? []).filter { !result.dnsSearch.contains($0) }
             }
@@ -701,8 +728,9 @@ extension Engine {
         return result
     }
 
-    /// netavark, serialised by a lock of our own (bridge creation and
-    /// firewall changes of two berths must not interleave).
+    /// netavark, serialised by a host-wide lock of our own (bridge creation
+    /// and firewall changes of two berths must not interleave, even with
+    /// different stores).
     func runNetavark<Output: Decodable>(_ netavark: String, _ command: String, netns: String,
                                                 input: NetavarkInput) throws(EngineError) -> Output {
         let bytes: [UInt8]
@@ -716,7 +744,10 @@ extension Engine {
         var arguments = [netavark, "--config", netavarkConfig, "--rootless", "false"]
         if let aardvark = Tools.aardvark { arguments += ["--aardvark-binary", aardvark] }
         arguments += [command, netns]
-        let lock = try? FileDescriptor.open(netavarkConfig + "/netavark.lock", O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
+        // Bridges and firewall chains are the host's, whatever --root or
+        // --runroot a berth runs with: one lock for the host.
+        let lock = try? FileDescriptor.open(Files.exists("/run/lock") ? "/run/lock/berth-netavark.lock" : netavarkConfig + "/netavark.lock",
+                                            O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
         defer { lock?.close() }
         if let lock { while flock(lock.rawValue, LOCK_EX) != 0 && Errno.current == .interrupted {} }
         let result: (status: ExitStatus, output: [UInt8], error: [UInt8])
@@ -768,9 +799,7 @@ extension Engine {
                     }
                     let input = NetavarkInput(
                         containerID: id, containerName: record.name,
-                        portMappings: record.config.ports.isEmpty ? nil : record.config.ports.map {
-                            .init(hostIP: $0.hostIP, containerPort: $0.containerPort, hostPort: $0.hostPort, range: $0.range, proto: $0.proto)
-                        },
+                        portMappings: NetavarkInput.ports(record.config.ports),
                         networks: perNetwork, networkInfo: infos, dnsServers: nil)
                     if !perNetwork.isEmpty {
                         do {
@@ -837,12 +866,8 @@ extension Engine {
                 networks.release(container: container.id, network: network.name)
                 throw error
             }
-            var interface = NetworkState.Interface(network: network.name, name: interfaceName)
-            if let found = statuses[network.name]?.interfaces?[interfaceName] {
-                interface.mac = found.macAddress ?? ""
-                interface.addresses = found.subnets?.map(\.ipnet) ?? []
-                interface.gateways = found.subnets?.compactMap(\.gateway) ?? []
-            }
+            let interface = NetworkState.Interface(network: network.name, name: interfaceName,
+                                                   reported: statuses[network.name]?.interfaces?[interfaceName])
             try containers.update(container.id) { (record) throws(EngineError) in
                 record.config.networks.append(request)
                 record.state.network?.interfaces.append(interface)

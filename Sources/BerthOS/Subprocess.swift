@@ -60,20 +60,13 @@ public enum Subprocess {
         return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
-    /// Runs `path` with `arguments` (argv[0] included) and `environment`,
-    /// feeding `input` on stdin; stdout goes to this process's stderr (so
-    /// a hook cannot corrupt a command's JSON output). Kills it after
-    /// `timeout` seconds when given.
-    public static func run(_ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
-                           timeout: Int? = nil, captureStandardError: Bool = false) throws(Errno) -> Result {
-        let stdinPipe = try makePipe()
-        let stderrPipe = try makePipe()
+    /// posix_spawn with `stdio` as its descriptors 0, 1, 2 and the signal
+    /// state of a fresh process (berth may have signals blocked or ignored).
+    static func spawn(_ path: String, arguments: [String], environment: [String], stdio: [Int32]) throws(Errno) -> pid_t {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe.read.rawValue, 0)
-        posix_spawn_file_actions_adddup2(&actions, 2, 1)
-        if captureStandardError { posix_spawn_file_actions_adddup2(&actions, stderrPipe.write.rawValue, 2) }
+        for (target, fd) in stdio.enumerated() { posix_spawn_file_actions_adddup2(&actions, fd, Int32(target)) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -84,19 +77,34 @@ public enum Subprocess {
         posix_spawnattr_setsigmask(&attributes, &emptyMask)
         posix_spawnattr_setsigdefault(&attributes, &defaults)
         posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) }; for p in envp { free(p) } }
         var pid: pid_t = 0
-        let spawnResult = posix_spawn(&pid, path, &actions, &attributes, &argv, &envp)
+        let result = posix_spawn(&pid, path, &actions, &attributes, &argv, &envp)
+        if result != 0 { throw Errno(result) }
+        return pid
+    }
+
+    /// Runs `path` with `arguments` (argv[0] included) and `environment`,
+    /// feeding `input` on stdin; stdout goes to this process's stderr (so
+    /// a hook cannot corrupt a command's JSON output). Kills it after
+    /// `timeout` seconds when given.
+    public static func run(_ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
+                           timeout: Int? = nil, captureStandardError: Bool = false) throws(Errno) -> Result {
+        let stdinPipe = try makePipe()
+        let stderrPipe = try makePipe()
+        defer { stderrPipe.read.close() }
+        let pid: pid_t
+        do {
+            pid = try spawn(path, arguments: arguments, environment: environment,
+                            stdio: [stdinPipe.read.rawValue, 2, captureStandardError ? stderrPipe.write.rawValue : 2])
+        } catch {
+            stdinPipe.read.close(); stdinPipe.write.close(); stderrPipe.write.close()
+            throw error
+        }
         stdinPipe.read.close()
         stderrPipe.write.close()
-        defer { stderrPipe.read.close() }
-        if spawnResult != 0 {
-            stdinPipe.write.close()
-            throw Errno(spawnResult)
-        }
         // A hook that does not read stdin must not block us: ignore EPIPE.
         let oldPipe = signal(SIGPIPE, SIG_IGN)
         try? stdinPipe.write.writeAll(input)
@@ -115,35 +123,18 @@ public enum Subprocess {
         let stdinPipe = try makePipe()
         let stdoutPipe = try makePipe()
         let stderrPipe = try makePipe()
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, stdinPipe.read.rawValue, 0)
-        posix_spawn_file_actions_adddup2(&actions, stdoutPipe.write.rawValue, 1)
-        posix_spawn_file_actions_adddup2(&actions, stderrPipe.write.rawValue, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
-        defer { for p in argv { free(p) }; for p in envp { free(p) } }
-        var pid: pid_t = 0
-        let spawnResult = posix_spawn(&pid, path, &actions, &attributes, &argv, &envp)
+        defer { stdoutPipe.read.close(); stderrPipe.read.close() }
+        let pid: pid_t
+        do {
+            pid = try spawn(path, arguments: arguments, environment: environment,
+                            stdio: [stdinPipe.read.rawValue, stdoutPipe.write.rawValue, stderrPipe.write.rawValue])
+        } catch {
+            stdinPipe.read.close(); stdinPipe.write.close(); stdoutPipe.write.close(); stderrPipe.write.close()
+            throw error
+        }
         stdinPipe.read.close()
         stdoutPipe.write.close()
         stderrPipe.write.close()
-        defer { stdoutPipe.read.close(); stderrPipe.read.close() }
-        if spawnResult != 0 {
-            stdinPipe.write.close()
-            throw Errno(spawnResult)
-        }
         let oldPipe = signal(SIGPIPE, SIG_IGN)
         try? stdinPipe.write.writeAll(input)
         stdinPipe.write.close()

@@ -137,7 +137,8 @@ package struct ContainerConfig: Codable, Sendable {
 }
 
 package struct ContainerState: Codable, Sendable {
-    /// created, running, exited, removing
+    /// created, running, stopping, restarting (between two runs of its
+    /// restart policy), paused, exited, removing
     package var status = "created"
     package var pid: Int32 = 0
     /// Start time of `pid` in clock ticks (a recycled pid is never taken for it).
@@ -197,6 +198,11 @@ package struct NetworkState: Codable, Sendable {
     package init() {}
 }
 
+extension ContainerState {
+    /// Someone (its monitor or foreground berth) is running it or about to run it again.
+    package var isActive: Bool { status == "running" || status == "stopping" || status == "restarting" }
+}
+
 extension Container {
     /// Whether its process still lives (same pid, same start time, not a zombie).
     package var processAlive: Bool {
@@ -217,6 +223,8 @@ extension Container {
             return "Up " + Timestamps.humanDuration(now - started)
         case "paused":
             return "Paused"
+        case "restarting":
+            return "Restarting (\(state.exitCode.map(String.init) ?? "unknown"))"
         case "removing":
             return "Removing"
         default:

@@ -94,20 +94,21 @@ package struct Engine: Sendable {
     /// container whose process and monitor are both gone has exited, with
     /// an unknown code if nobody recorded one.
     package func refresh(_ container: Container) -> Container {
-        if let network = container.state.network, container.state.status != "running", container.state.status != "stopping",
+        if let network = container.state.network, !container.state.isActive,
            network.ownerPid == 0 || processStartTime(network.ownerPid) != network.ownerStartTime {
             // A start that was killed half-way left its network behind.
             tearDownNetwork(container.id)
             return containers.load(container.id) ?? container
         }
-        guard container.state.status == "running" || container.state.status == "stopping" else { return container }
+        guard container.state.isActive else { return container }
         if container.processAlive || container.monitorAlive { return container }
         // Whoever ran it is gone: record that, once, under the lock.
         let updated = try? containers.update(container.id) { (record) throws(EngineError) in
-            guard record.state.status == "running" || record.state.status == "stopping" else { return }
+            guard record.state.isActive else { return }
             guard !record.processAlive, !record.monitorAlive else { return }
+            // Between two runs the last run's code is known; otherwise nobody recorded one.
+            if record.state.status != "restarting" { record.state.exitCode = nil }
             record.state.status = "exited"
-            record.state.exitCode = nil
             record.state.finishedAt = Timestamps.now()
             record.state.pid = 0
         }
@@ -122,7 +123,7 @@ package struct Engine: Sendable {
     }
 
     package func list(all: Bool) -> [Container] {
-        containers.list().map(refresh).filter { all || $0.state.status == "running" || $0.state.status == "paused" }
+        containers.list().map(refresh).filter { all || $0.state.status == "running" || $0.state.status == "paused" || $0.state.status == "restarting" }
     }
 
     package func lookup(_ text: String) throws(EngineError) -> Container {
@@ -204,7 +205,7 @@ package struct Engine: Sendable {
     /// Checks a container may start, and marks it running-to-be.
     func prepareStart(_ container: Container) throws(StartError) {
         let current = refresh(container)
-        if current.state.status == "running" || current.state.status == "paused" {
+        if current.state.status == "running" || current.state.status == "paused" || current.state.status == "restarting" {
             throw StartError(code: 125, message: "container \(container.name) is already running")
         }
         if current.state.status == "exited" || current.state.status == "created" {
@@ -234,7 +235,7 @@ package struct Engine: Sendable {
 
     /// Sends the stop signal, waits `timeout` seconds, then SIGKILL; returns once the exit is recorded.
     package func stop(_ container: Container, timeout: Int?) throws(EngineError) {
-        let current = refresh(container)
+        let current = settle(refresh(container))
         guard current.state.status == "running" || current.state.status == "paused" else { return }
         try containers.update(container.id) { (record) throws(EngineError) in record.state.stopRequested = true }
         let signal = SignalName.parse(current.config.stopSignal) ?? SIGTERM
@@ -249,6 +250,23 @@ package struct Engine: Sendable {
             }
         }
         _ = waitForExit(current, timeout: 10 + Double(seconds))
+    }
+
+    /// Between two runs of its restart policy a container's record says
+    /// exited while its monitor lives on and is about to start it again
+    /// (the back-off, then the network's setup). Tells the monitor not to,
+    /// and waits until it has given up or the run it had begun is running.
+    func settle(_ container: Container) -> Container {
+        guard container.state.status != "running", container.state.status != "paused", container.monitorAlive else { return container }
+        _ = try? containers.update(container.id) { (record) throws(EngineError) in record.state.stopRequested = true }
+        var current = container
+        for _ in 0..<1000 {
+            guard let record = containers.load(container.id) else { break }
+            current = record
+            if record.state.status == "running" || !record.monitorAlive { break }
+            usleep(10_000)
+        }
+        return refresh(current)
     }
 
     package func kill(_ container: Container, signal: Int32) throws(EngineError) {
@@ -270,7 +288,7 @@ package struct Engine: Sendable {
         while true {
             guard let record = containers.load(container.id) else { return nil }
             let current = refresh(record)
-            if current.state.status != "running" && current.state.status != "stopping" && current.state.status != "paused" {
+            if !current.state.isActive && current.state.status != "paused" {
                 return current
             }
             if let timeout, waited >= timeout { return current }
@@ -282,6 +300,7 @@ package struct Engine: Sendable {
     /// Removes a container (killing it first with `force`), and its anonymous volumes with `volumes`.
     package func remove(_ container: Container, force: Bool, volumes removeVolumes: Bool) throws(EngineError) {
         var current = refresh(container)
+        current = settle(current)
         if current.state.status == "running" || current.state.status == "paused" {
             guard force else {
                 throw EngineError(.invalidState, "cannot remove container \(current.name) as it is running: stop it first, or use --force")

@@ -74,8 +74,12 @@ extension Engine {
             let delay = min(10_000_000, 100_000 << min(attempt, 7))
             usleep(UInt32(delay))
             attempt += 1
+            // "restarting" until it runs again: the record never looks final
+            // between two runs (the back-off and the network's setup).
             guard let again = try? containers.update(container.id, { (record) throws(EngineError) in
+                guard !record.state.stopRequested else { return }
                 record.restartCount += 1
+                record.state.status = "restarting"
             }), !again.state.stopRequested else { break }
             current = again
             cleanRuntime(container.id)

@@ -561,7 +561,7 @@ struct EnginePsCommand: ParsableCommand {
             case "id": list = list.filter { $0.id.hasPrefix(value) }
             case "name": list = list.filter { $0.name.contains(value) }
             case "status":
-                let known = ["created", "running", "exited", "paused", "removing"]
+                let known = ["created", "running", "restarting", "exited", "paused", "removing"]
                 guard known.contains(value) else {
                     throw CommandFailure(code: 125, message: "--filter status=\(value): expected one of \(known.joined(separator: ", "))")
                 }

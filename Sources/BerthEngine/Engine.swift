@@ -257,7 +257,9 @@ package struct Engine: Sendable {
     /// (the back-off, then the network's setup). Tells the monitor not to,
     /// and waits until it has given up or the run it had begun is running.
     func settle(_ container: Container) -> Container {
-        guard container.state.status != "running", container.state.status != "paused", container.monitorAlive else { return container }
+        // Not when it is our own (a monitor's or foreground run's --rm removal).
+        guard container.state.status != "running", container.state.status != "paused", container.monitorAlive,
+              container.state.monitorPid != getpid() else { return container }
         _ = try? containers.update(container.id) { (record) throws(EngineError) in record.state.stopRequested = true }
         var current = container
         for _ in 0..<1000 {

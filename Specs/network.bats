@@ -28,8 +28,26 @@ teardown() {
 HTTPD='mkdir -p /www && echo "hello from $WHO" >/www/index.html && exec httpd -f -p 80 -h /www'
 
 root_only() {
-	[[ $BERTH_AS == root ]] ||
-		skip "rootless containers cannot join bridge networks in this version (network.md, Rootless)"
+	[[ $BERTH_AS == root ]] || skip "${1:-this test is about root's defaults or the host's own namespace}"
+}
+
+# holder_pid — the pid of the rootless network namespace's holder, while it runs.
+holder_pid() {
+	local pid
+	pid=$(jq -r '.pid // empty' "$RUNROOT/@rootless-netns/holder.json" 2>/dev/null) || return 0
+	[[ -n $pid ]] && pid_alive "$pid" && echo "$pid"
+	return 0
+}
+
+# in_net CMD ARG... — CMD where this test's bridges, veths, firewall rules
+# and aardvark-dns live: the host's network namespace as root, the rootless
+# network namespace (as its root) for a user. Fails when there is none.
+in_net() {
+	[[ $BERTH_AS == root ]] && { "$@"; return; }
+	local pid
+	pid=$(holder_pid)
+	[[ -n $pid ]] || return 1
+	nsenter -t "$pid" -U -n -- "$@"
 }
 
 # subnet K — this test's K-th /24 (K = 0, 1, 2); prefix K — its first three octets.
@@ -52,14 +70,22 @@ net() {
 }
 
 bridge_of() { e network inspect "$1" | jq -r '.[0].network_interface'; }
-link_exists() { ip link show "$1" >/dev/null 2>&1; }
+link_exists() { in_net ip link show "$1" >/dev/null 2>&1; }
 link_gone() { ! link_exists "$1"; }
 
 # bridges_gone — no bridge of this test's networks is left on the host.
 # One still carrying its gateway address is ours: reported, then deleted.
 bridges_gone() {
-	local br gw rc=0
-	[[ $BERTH_AS == root ]] || return 0
+	local br gw rc=0 pid
+	if [[ $BERTH_AS == rootless ]]; then
+		# The last container out stops the rootless network namespace.
+		pid=$(holder_pid)
+		[[ -z $pid ]] && return 0
+		wait_until 5 pid_dead "$pid" && return 0
+		echo "teardown: the rootless network namespace's holder $pid still runs; killing it" >&2
+		kill -KILL "$pid"
+		return 1
+	fi
 	while read -r br gw; do
 		[[ -n $br ]] || continue
 		if link_exists "$br"; then
@@ -102,7 +128,8 @@ host_get() { timeout 5 busybox wget -q -Y off -O - "http://127.0.0.1:$1/" 2>&1; 
 host_serves() { [[ $(host_get "$1") == "$2" ]]; }
 
 # fw_rules — the host's iptables rules (nat and filter), as root.
-fw_rules() { iptables -t nat -S 2>&1; iptables -S 2>&1; }
+# (Rootless, with no namespace left, there are none.)
+fw_rules() { in_net iptables -t nat -S 2>&1; in_net iptables -S 2>&1; return 0; }
 assert_no_rule() {
 	local rules
 	rules=$(fw_rules)
@@ -119,7 +146,7 @@ host_veth() {
 	[[ -n $(host_link "$idx") ]] && echo "$idx"
 }
 # host_link INDEX — the host's `ip -o link` line of that interface, if any.
-host_link() { ip -o link | awk -F': ' -v i="$1" '$1 == i'; }
+host_link() { in_net ip -o link | awk -F': ' -v i="$1" '$1 == i'; }
 veth_gone() { [[ -z $(host_link "$1") ]]; }
 
 # ipv4_of CTR [IFACE] — CTR's IPv4 address on IFACE (eth0).
@@ -155,7 +182,7 @@ assert_berth_line() {
 }
 
 # dns_listening ADDR — something serves DNS (udp) on ADDR:53.
-dns_listening() { ss -Hlun "sport = :53" | awk '{ print $4 }' | grep -qxF "$1:53"; }
+dns_listening() { in_net ss -Hlun "sport = :53" | awk '{ print $4 }' | grep -qxF "$1:53"; }
 
 # parent_iface — a host interface other than lo (for macvlan configs).
 parent_iface() { ip -o link show | awk -F': ' '$2 != "lo" { sub(/@.*/, "", $2); print $2; exit }'; }
@@ -371,7 +398,6 @@ $output"
 }
 
 @test "network rm of a network in use: exit 2 and one line; -f removes its containers first; prune keeps it" {
-	root_only
 	net used 0
 	net spare 1
 	e create --name waiting --network used busybox true >/dev/null
@@ -404,30 +430,58 @@ $output"
 	assert_no_rule "$(subnet 0)"
 }
 
-@test "rootless: a bridge network is refused with one clear line, and nothing is created" {
-	[[ $BERTH_AS == rootless ]] || skip "as root bridge networks work (tested by the other tests)"
-	run --separate-stderr e run --rm --network bridge busybox true
+@test "rootless: bridge networks live in the user's rootless network namespace, which the last container out stops" {
+	[[ $BERTH_AS == rootless ]] || skip "as root the bridges are the host's (the other tests)"
+	host_links=$(ip -o link | awk -F': ' '{ print $2 }' | sort)
+	[[ -z $(holder_pid) ]] || fail "a rootless network namespace runs before any container"
+	net mine 0
+	e run -d --name one --network mine busybox sleep 1000 >/dev/null
+	e run -d --name two --network berth busybox sleep 1000 >/dev/null
+	holder=$(holder_pid)
+	[[ -n $holder ]] || fail "no rootless network namespace while bridge containers run"
+	# The bridges are there, not on the host.
+	br=$(bridge_of mine)
+	link_exists "$br" || fail "no bridge $br in the rootless network namespace"
+	link_exists berth0 || fail "no bridge berth0 in the rootless network namespace"
+	assert_eq "$(ip -o link | awk -F': ' '{ print $2 }' | sort)" "$host_links" "the host's interfaces"
+	# Both containers share its user namespace, each has its own network namespace.
+	p1=$(e inspect --format '{{.State.Pid}}' one)
+	p2=$(e inspect --format '{{.State.Pid}}' two)
+	assert_eq "$(readlink "/proc/$p1/ns/user")" "$(readlink "/proc/$holder/ns/user")" "one's user namespace"
+	assert_eq "$(readlink "/proc/$p2/ns/user")" "$(readlink "/proc/$holder/ns/user")" "two's user namespace"
+	[[ $(readlink "/proc/$p1/ns/net") != "$(readlink "/proc/$p2/ns/net")" ]] || fail "one and two share a network namespace"
+	[[ $(readlink "/proc/$p1/ns/net") != "$(readlink "/proc/$holder/ns/net")" ]] || fail "one is in the holder's network namespace"
+	# The same user's ids inside as in any rootless container: 0 is the user.
+	assert_eq "$(e exec one cat /proc/self/uid_map | awk 'NR == 1 { print $1, $2, $3 }')" "0 $(id -u) 1"
+	# Its bridge answers from the rootless network namespace.
+	run e exec one ping -c 1 -W 2 "$(prefix 0).1"
+	assert_status 0
+	e rm -f one >/dev/null
+	pid_alive "$holder" || fail "the holder stopped while two still runs"
+	e rm -f two >/dev/null
+	wait_until 5 pid_dead "$holder" || fail "the holder $holder outlived the last bridge container"
+	[[ -z $(pastas_of_holder "$holder") ]] || fail "pasta of the rootless network namespace still runs"
+	# keep-id maps the user elsewhere: not with a bridge network, one line, nothing made.
+	run --separate-stderr e run --rm --userns keep-id --network mine busybox true
 	assert_status 125
-	assert_eq "$stderr" 'berth: rootless containers cannot join bridge network "berth": use pasta (the default), slirp4netns, none or host'
-	e network create --subnet "$(subnet 0)" mine >/dev/null
-	run --separate-stderr e run -d --network mine busybox sleep 1000
-	assert_status 125
-	assert_eq "$stderr" 'berth: rootless containers cannot join bridge network "mine": use pasta (the default), slirp4netns, none or host'
-	run --separate-stderr e create --network mine busybox true
-	assert_status 125
-	assert_berth_line 'cannot join bridge network "mine"'
+	assert_berth_line '--userns=keep-id cannot be combined with bridge network "mine"'
 	run e ps -a -q
 	assert_eq "$output" ""
-	# The network itself is still there and removable.
-	run e network rm mine
-	assert_status 0
-	assert_eq "$output" "mine"
+}
+
+# pastas_of_holder PID — pasta processes attached to that holder's namespaces.
+pastas_of_holder() {
+	local p
+	for p in $(pasta_pids); do
+		[[ $(tr '\0' ' ' <"/proc/$p/cmdline" 2>&1) == *"/proc/$1/ns/net"* ]] && echo "$p"
+	done
+	return 0
 }
 
 # ------------------------------------------------------------- network modes
 
 @test "root default: the network berth, an address in 10.88.0.0/16, a route out via 10.88.0.1; inspect agrees" {
-	root_only
+	root_only "pasta is the rootless default (tested below)"
 	e run -d --name one busybox sleep 1000 >/dev/null
 	e run -d --name two busybox sleep 1000 >/dev/null
 	ip1=$(ipv4_of one)
@@ -682,7 +736,6 @@ time.sleep(600)' "$port"
 # ----------------------------------------------------------- bridge networks
 
 @test "a user network: containers reach each other by name and by alias (aardvark-dns); its DNS ends with them" {
-	root_only
 	net lan 0
 	p=$(prefix 0)
 	serve web --network lan --network-alias www --network-alias site busybox
@@ -706,7 +759,6 @@ time.sleep(600)' "$port"
 }
 
 @test "--ip, --mac-address, and two networks: eth0 and eth1 with their addresses; refused addresses" {
-	root_only
 	net a 0
 	net b 1
 	pa=$(prefix 0) pb=$(prefix 1)
@@ -749,7 +801,6 @@ time.sleep(600)' "$port"
 }
 
 @test "an --internal network has no route out; an ordinary one routes through its gateway" {
-	root_only
 	net inner 0 --internal
 	net outer 1
 	run e network inspect inner
@@ -764,7 +815,6 @@ time.sleep(600)' "$port"
 }
 
 @test "network connect and disconnect: a running container gains and loses an interface, its address and alias" {
-	root_only
 	net a 0
 	net b 1
 	pb=$(prefix 1)
@@ -856,7 +906,6 @@ $hosts"
 }
 
 @test "a user network's container: its own line names its aliases; DNS networks point at the gateway, --disable-dns ones at the host's nameservers" {
-	root_only
 	net withdns 0
 	net nodns 1 --disable-dns
 	e run -d --name named --hostname hn --network withdns --network-alias al1 --network-alias al2 busybox sleep 1000 >/dev/null
@@ -905,7 +954,7 @@ end_container() {
 }
 
 @test "teardown (root): stop, rm -f, run --rm and a killed monitor leave no veth, rule, bridge or lease" {
-	root_only
+	root_only "root's bridges are the host's (rootless: the rootless bridge teardown test)"
 	net tear 0
 	p=$(prefix 0)
 	br=$(bridge_of tear)
@@ -967,4 +1016,38 @@ $rules"
 		done
 		wait_until 5 port_free "$port" || fail "$how: 127.0.0.1:$port still held"
 	done
+}
+
+@test "teardown (rootless bridge): stop, rm -f, run --rm and a killed monitor free the port, lease and rootlessport; the namespace goes" {
+	[[ $BERTH_AS == rootless ]] || skip "rootless bridge networks (root: the teardown test above)"
+	command -v /usr/lib/podman/rootlessport >/dev/null || [[ -x /usr/libexec/podman/rootlessport ]] ||
+		skip "podman's rootlessport is not installed: published ports on rootless bridge networks need it"
+	net tear 0
+	p=$(prefix 0)
+	wait_cmd='mkdir -p /www && echo "hello from $WHO" >/www/index.html && httpd -p 80 -h /www && trap "exit 0" TERM; while [ ! -e /tmp/go ]; do sleep 0.1; done'
+	for how in stop rm exit kill9; do
+		port=$(free_port)
+		rmflag=()
+		[[ $how == exit ]] && rmflag=(--rm)
+		e run -d "${rmflag[@]}" --name "c-$how" -e WHO="$how" --network tear --ip "$p.50" -p "127.0.0.1:$port:80" busybox sh -c "$wait_cmd" >/dev/null ||
+			fail "$how: the run with --ip $p.50 failed (lease of the previous container not released?)"
+		pid=$(e inspect --format '{{.State.Pid}}' "c-$how")
+		holder=$(holder_pid)
+		[[ -n $holder ]] || fail "$how: no rootless network namespace"
+		wait_until 10 host_serves "$port" "hello from $how" || fail "$how: 127.0.0.1:$port: $(host_get "$port")"
+		forwarder=$(pgrep -u "$(id -u)" -x rootlessport | while read -r f; do pid_alive "$f" && echo "$f"; done | head -1)
+		[[ -n $forwarder ]] || fail "$how: no rootlessport process"
+		veth=$(host_veth "c-$how")
+		[[ -n $veth ]] || fail "$how: no veth in the rootless network namespace"
+		end_container "$how" "$pid"
+		wait_until 5 pid_dead "$pid" || fail "$how: container process $pid still alive"
+		wait_until 5 pid_dead "$forwarder" || fail "$how: rootlessport $forwarder still runs: $(ps -o pid,ppid,stat,cmd -u "$(id -u)")"
+		wait_until 5 port_free "$port" || fail "$how: 127.0.0.1:$port still held"
+		wait_until 5 pid_dead "$holder" || fail "$how: the rootless network namespace outlived its last container"
+		[[ -z $(ls -A "$RUNROOT/@rootless-netns/ns") ]] || fail "$how: namespace files left: $(ls "$RUNROOT/@rootless-netns/ns")"
+	done
+	run e network rm -f tear
+	assert_status 0
+	run e ps -a -q
+	assert_eq "$output" ""
 }

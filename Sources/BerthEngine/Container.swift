@@ -185,6 +185,17 @@ package struct NetworkState: Codable, Sendable {
     /// lives, the network is its to undo; after, anyone's.
     package var ownerPid: Int32 = 0
     package var ownerStartTime: UInt64 = 0
+    /// Rootless bridge networks: the holder of the user's rootless network
+    /// namespace, in whose mount namespace `netns` is bound.
+    package var holderPid: Int32?
+    package var holderStartTime: UInt64?
+
+    /// `netns` as a path this process can open.
+    package var joinPath: String? {
+        guard let netns else { return nil }
+        guard let holderPid else { return netns }
+        return RootlessNetns.joinPath(holder: holderPid, namespace: netns)
+    }
 
     package struct Interface: Codable, Sendable {
         package var network: String

@@ -53,8 +53,8 @@ package struct NetworkPlan {
             var requests: [NetworkRequest] = []
             for name in names where !requests.contains(where: { $0.name == name }) {
                 let network = try networks.load(name)
-                if rootless {
-                    throw EngineError(.invalidArgument, "rootless containers cannot join bridge network \"\(network.name)\": use pasta (the default), slirp4netns, none or host")
+                if rootless && options.userns == "keep-id" {
+                    throw EngineError(.invalidArgument, "--userns=keep-id cannot be combined with bridge network \"\(network.name)\": rootless bridge containers share the rootless network's user namespace")
                 }
                 var request = NetworkRequest(name: network.name)
                 request.aliases = options.aliases
@@ -168,6 +168,7 @@ package enum Tools {
     package static var aardvark: String? { find("aardvark-dns", in: libexec + bin) }
     package static var pasta: String? { find("pasta", in: bin) }
     package static var slirp4netns: String? { find("slirp4netns", in: bin) }
+    package static var rootlessport: String? { find("rootlessport", in: libexec) }
 }
 
 // MARK: - files
@@ -336,6 +337,30 @@ struct NetavarkInput: Encodable {
     }
 }
 
+/// rootlessport's stdin (podman's pkg/rootlessport Config): the mappings
+/// in netavark's shape, the network namespace to connect from, and its
+/// ready and exit descriptors (slirp4netns's conventions).
+struct RootlessportConfig: Encodable {
+    var mappings: [NetavarkInput.Port]
+    var netNSPath: String
+    var exitFD: Int32
+    var readyFD: Int32
+    var tmpDir: String
+    var childIP: String
+    var containerID: String
+    var rootlessCNI = false
+    enum CodingKeys: String, CodingKey {
+        case mappings = "Mappings"
+        case netNSPath = "NetNSPath"
+        case exitFD = "ExitFD"
+        case readyFD = "ReadyFD"
+        case tmpDir = "TmpDir"
+        case childIP = "ChildIP"
+        case containerID = "ContainerID"
+        case rootlessCNI = "RootlessCNI"
+    }
+}
+
 extension NetworkState.Interface {
     /// What netavark reports for it (nil: only the names).
     init(network: String, name: String, reported: NetavarkStatus.Interface?) {
@@ -489,6 +514,62 @@ package final class NetworkSession: @unchecked Sendable {
         }
     }
 
+    /// podman's rootlessport for a rootless bridge container's published
+    /// ports: it listens on the host (in the rootless network's user
+    /// namespace, so that it may enter its network namespace) and connects
+    /// to `childIP` from inside; it exits when our end of a pipe closes.
+    func startRootlessport(holder: Int32, childIP: String) throws(EngineError) {
+        guard let rootlessport = Tools.rootlessport else {
+            throw EngineError(.failed, "published ports on a rootless bridge network need podman's rootlessport (Debian package podman), which is not installed")
+        }
+        let readyPipe: (read: FileDescriptor, write: FileDescriptor)
+        let exitPipe: (read: FileDescriptor, write: FileDescriptor)
+        let inputPipe: (read: FileDescriptor, write: FileDescriptor)
+        do {
+            readyPipe = try makePipe()
+            exitPipe = try makePipe()
+            inputPipe = try makePipe()
+        } catch {
+            throw EngineError(.failed, "create a pipe: \(error)")
+        }
+        defer { readyPipe.read.close(); readyPipe.write.close(); exitPipe.read.close(); inputPipe.read.close() }
+        let directory = engine.containers.path(container.id)
+        let logPath = directory + "/rootlessport.log"
+        let log = try? FileDescriptor.open(logPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o600)
+        defer { log?.close() }
+        let config = RootlessportConfig(
+            mappings: NetavarkInput.ports(container.config.ports) ?? [], netNSPath: "/proc/\(holder)/ns/net",
+            exitFD: exitPipe.read.rawValue, readyFD: readyPipe.write.rawValue, tmpDir: engine.rootlessNetns.directory,
+            childIP: childIP, containerID: container.id)
+        let input: [UInt8]
+        do { input = Array(try JSONEncoder().encode(config)) } catch { throw EngineError(.failed, "encode rootlessport's input: \(error)") }
+        do {
+            helper = try Subprocess.spawnJoined(
+                rootlessport, arguments: [rootlessport], environment: Engine.environment(),
+                stdio: [inputPipe.read.rawValue, log?.rawValue ?? 2, log?.rawValue ?? 2],
+                joining: .init(pid: holder, flags: BERTH_CLONE_NEWUSER), keep: [readyPipe.write.rawValue, exitPipe.read.rawValue])
+        } catch {
+            inputPipe.write.close()
+            throw EngineError(.failed, "start \(rootlessport): \(error)")
+        }
+        helperPidfd = berth_pidfd_open(helper)
+        helperExitFD = exitPipe.write
+        let oldPipe = signal(SIGPIPE, SIG_IGN)
+        try? inputPipe.write.writeAll(input)
+        inputPipe.write.close()
+        signal(SIGPIPE, oldPipe)
+        readyPipe.write.close()
+        var fds = [pollfd(fd: readyPipe.read.rawValue, events: Int16(POLLIN), revents: 0)]
+        var byte: UInt8 = 0
+        if poll(&fds, 1, 20_000) > 0, read(readyPipe.read.rawValue, &byte, 1) == 1 { return }
+        stopHelper()
+        let text = ((try? Files.readString(logPath)) ?? "").split(separator: "\n").last.map(String.init) ?? "exited"
+        if text.contains("address already in use") {
+            throw EngineError(.exists, "a published port is already in use (rootlessport: \(text))")
+        }
+        throw EngineError(.failed, "rootlessport: \(text)")
+    }
+
     /// slirp4netns, told to exit when our end of a pipe closes (we die, or teardown).
     private func startSlirp(_ pid: pid_t) throws(EngineError) {
         guard let slirp = Tools.slirp4netns else { throw EngineError(.failed, "slirp4netns is not installed") }
@@ -521,11 +602,15 @@ package final class NetworkSession: @unchecked Sendable {
     }
 
     private func stopHelper() {
-        helperExitFD?.close()
-        helperExitFD = nil
+        var entry = pollfd(fd: helperPidfd, events: Int16(POLLIN), revents: 0)
+        if let exit = helperExitFD {
+            // Told through its exit descriptor, it cleans up after itself.
+            exit.close()
+            helperExitFD = nil
+            if helperPidfd >= 0 { _ = poll(&entry, 1, 1000) }
+        }
         if helper > 0 {
-            if helperPidfd >= 0 { _ = berth_pidfd_send_signal(helperPidfd, SIGTERM) }
-            var entry = pollfd(fd: helperPidfd, events: Int16(POLLIN), revents: 0)
+            if helperPidfd >= 0, entry.revents == 0 { _ = berth_pidfd_send_signal(helperPidfd, SIGTERM) }
             if helperPidfd >= 0, poll(&entry, 1, 2000) == 0 { _ = berth_pidfd_send_signal(helperPidfd, SIGKILL) }
             _ = try? waitForProcess(helper)
             helper = 0
@@ -582,6 +667,7 @@ extension Engine {
             case "bridge":
                 let state = try setUpBridge(container, session: session)
                 namespace = LinuxNamespace(type: "network", path: state.netns)
+                joinUser = state.joinUser
                 addresses = state.interfaces.flatMap { $0.addresses.map { String($0.split(separator: "/")[0]) } }
                 hostAddress = state.interfaces.first?.gateways.first
                 servers = state.dnsServers
@@ -592,7 +678,7 @@ extension Engine {
                     guard other.processAlive else {
                         throw EngineError(.invalidState, "container \(other.name), whose network this container joins, is not running")
                     }
-                    namespace = LinuxNamespace(type: "network", path: other.state.network?.netns ?? "/proc/\(other.state.pid)/ns/net")
+                    namespace = LinuxNamespace(type: "network", path: other.state.network?.joinPath ?? "/proc/\(other.state.pid)/ns/net")
                     if rootless { joinUser = "/proc/\(other.state.pid)/ns/user" }
                     // Its files too: the same names, the same resolvers.
                     let from = containers.path(other.id)
@@ -661,7 +747,10 @@ extension Engine {
     }
 
     struct BridgeResult {
+        /// The path the container joins.
         var netns: String
+        /// Rootless: the rootless network's user namespace.
+        var joinUser: String?
         var interfaces: [NetworkState.Interface]
         var dnsServers: [String]
         var dnsSearch: [String]
@@ -669,9 +758,6 @@ extension Engine {
 
     /// netns file, leases, held ports, then `netavark setup`; recorded in the container's state.
     private func setUpBridge(_ container: Container, session: NetworkSession) throws(EngineError) -> BridgeResult {
-        guard !rootless else {
-            throw EngineError(.invalidArgument, "rootless containers cannot join bridge networks: use pasta, slirp4netns, none or host")
-        }
         guard let netavark = Tools.netavark else {
             throw EngineError(.failed, "netavark is not installed (Debian package netavark): bridge networks need it")
         }
@@ -679,22 +765,41 @@ extension Engine {
         for request in container.config.networks { infos[request.name] = try networks.load(request.name) }
         // Ports first: a taken one is the likeliest failure, and needs nothing undone.
         session.reserved = try PortReservation.reserve(container.config.ports)
-        let netns = netnsDirectory + "/" + container.id
+        // Rootless, rootlessport binds them: the check was all.
+        if rootless { for fd in session.reserved { close(fd) }; session.reserved = [] }
         var state = NetworkState()
-        state.netns = netns
         state.ownerPid = getpid()
         state.ownerStartTime = processStartTime(getpid()) ?? 0
-        // Recorded first, so that whatever fails below is undone by teardown.
-        try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
-        do {
-            try Files.makeDirectories(netnsDirectory, mode: 0o755)
-            try Files.makeDirectories(netavarkConfig, mode: 0o700)
-            let fd = try FileDescriptor.open(netns, O_WRONLY | O_CREAT | O_CLOEXEC, mode: 0o444)
-            fd.close()
-        } catch {
-            throw EngineError(.failed, "create \(netns): \(error)")
+        var holder: RootlessNetns.Holder? = nil
+        if rootless {
+            // The namespace file is made under the rootless network's lock,
+            // so a last container's teardown elsewhere keeps the holder.
+            let rootlessNetns = self.rootlessNetns
+            let netns = rootlessNetns.namespacePath(container.id)
+            holder = try rootlessNetns.locked { () throws(EngineError) -> RootlessNetns.Holder in
+                let holder = try rootlessNetns.ensure()
+                state.netns = netns
+                state.holderPid = holder.pid
+                state.holderStartTime = holder.startTime
+                try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+                try Self.makeNamespaceFile(netns)
+                return holder
+            }
+            if berth_joined_netns_create(holder!.pid, netns, 0) != 0 {
+                throw EngineError(.failed, "create a network namespace at \(netns) in the rootless network: \(Errno.current)")
+            }
+        } else {
+            let netns = netnsDirectory + "/" + container.id
+            state.netns = netns
+            // Recorded first, so that whatever fails below is undone by teardown.
+            try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+            do { try Files.makeDirectories(netavarkConfig, mode: 0o700) } catch {
+                throw EngineError(.failed, "create \(netavarkConfig): \(error)")
+            }
+            try Self.makeNamespaceFile(netns)
+            if berth_netns_create(netns) != 0 { throw EngineError(.failed, "create a network namespace at \(netns): \(Errno.current)") }
         }
-        if berth_netns_create(netns) != 0 { throw EngineError(.failed, "create a network namespace at \(netns): \(Errno.current)") }
+        let netns = state.netns!
         var perNetwork: [String: NetavarkInput.PerNetwork] = [:]
         for (index, request) in container.config.networks.enumerated() {
             guard let info = infos[request.name] else { continue }
@@ -706,14 +811,16 @@ extension Engine {
             state.interfaces.append(.init(network: request.name, name: "eth\(index)", addresses: ips.map(\.description)))
         }
         // From here on teardown runs netavark (a failed setup may have done half).
-        state.netavarkConfig = netavarkConfig
+        state.netavarkConfig = holder == nil ? netavarkConfig : rootlessNetns.netavarkConfig
         try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+        // Rootless, rootlessport forwards the ports instead of netavark's rules.
         let input = NetavarkInput(
             containerID: container.id, containerName: container.name,
-            portMappings: NetavarkInput.ports(container.config.ports),
+            portMappings: holder == nil ? NetavarkInput.ports(container.config.ports) : nil,
             networks: perNetwork, networkInfo: infos, dnsServers: container.config.dns.isEmpty ? nil : container.config.dns)
-        let statuses: [String: NetavarkStatus] = try runNetavark(netavark, "setup", netns: netns, input: input)
-        var result = BridgeResult(netns: netns, interfaces: [], dnsServers: [], dnsSearch: [])
+        let statuses: [String: NetavarkStatus] = try runNetavark(netavark, "setup", netns: netns, input: input, holder: holder?.pid)
+        var result = BridgeResult(netns: state.joinPath ?? netns, joinUser: holder.map { "/proc/\($0.pid)/ns/user" },
+                                  interfaces: [], dnsServers: [], dnsSearch: [])
         for (index, request) in container.config.networks.enumerated() {
             let name = "eth\(index)"
             let interface = NetworkState.Interface(network: request.name, name: name, reported: statuses[request.name]?.interfaces?[name])
@@ -725,14 +832,32 @@ extension Engine {
         }
         state.interfaces = result.interfaces
         try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+        if let holder, !container.config.ports.isEmpty {
+            let address = result.interfaces.lazy.flatMap(\.addresses).map { String($0.split(separator: "/")[0]) }.first { !$0.contains(":") }
+            guard let address else { throw EngineError(.failed, "published ports need an IPv4 address on the container's first network") }
+            try session.startRootlessport(holder: holder.pid, childIP: address)
+            state.helperPid = session.helper
+            state.helperStartTime = processStartTime(session.helper) ?? 0
+            try containers.update(container.id) { (record) throws(EngineError) in record.state.network = state }
+        }
         return result
+    }
+
+    static func makeNamespaceFile(_ path: String) throws(EngineError) {
+        do {
+            try Files.makeDirectories(String(path[..<path.lastIndex(of: "/")!]), mode: 0o755)
+            let fd = try FileDescriptor.open(path, O_WRONLY | O_CREAT | O_CLOEXEC, mode: 0o444)
+            fd.close()
+        } catch {
+            throw EngineError(.failed, "create \(path): \(error)")
+        }
     }
 
     /// netavark, serialised by a host-wide lock of our own (bridge creation
     /// and firewall changes of two berths must not interleave, even with
     /// different stores).
     func runNetavark<Output: Decodable>(_ netavark: String, _ command: String, netns: String,
-                                                input: NetavarkInput) throws(EngineError) -> Output {
+                                        input: NetavarkInput, holder: Int32? = nil) throws(EngineError) -> Output {
         let bytes: [UInt8]
         do {
             let encoder = JSONEncoder()
@@ -741,20 +866,26 @@ extension Engine {
         } catch {
             throw EngineError(.failed, "encode netavark's input: \(error)")
         }
-        var arguments = [netavark, "--config", netavarkConfig, "--rootless", "false"]
+        let config = holder == nil ? netavarkConfig : rootlessNetns.netavarkConfig
+        var arguments = [netavark, "--config", config, "--rootless", holder == nil ? "false" : "true"]
         if let aardvark = Tools.aardvark { arguments += ["--aardvark-binary", aardvark] }
         arguments += [command, netns]
         // Bridges and firewall chains are the host's, whatever --root or
-        // --runroot a berth runs with: one lock for the host.
-        let lock = try? FileDescriptor.open(Files.exists("/run/lock") ? "/run/lock/berth-netavark.lock" : netavarkConfig + "/netavark.lock",
-                                            O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
+        // --runroot a berth runs with: one lock for the host. Rootless,
+        // they are the rootless network namespace's.
+        let lockPath = holder != nil ? rootlessNetns.directory + "/netavark.lock"
+            : Files.exists("/run/lock") ? "/run/lock/berth-netavark.lock" : netavarkConfig + "/netavark.lock"
+        let lock = try? FileDescriptor.open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, mode: 0o600)
         defer { lock?.close() }
         if let lock { while flock(lock.rawValue, LOCK_EX) != 0 && Errno.current == .interrupted {} }
         let result: (status: ExitStatus, output: [UInt8], error: [UInt8])
         do {
             var environment = Engine.environment()
             if !environment.contains(where: { $0.hasPrefix("PATH=") }) { environment.append("PATH=/usr/sbin:/usr/bin:/sbin:/bin") }
-            result = try Subprocess.capture(netavark, arguments: arguments, environment: environment, input: bytes, timeout: 60)
+            // Rootless: inside the holder's user, mount and network namespaces.
+            let joining = holder.map { Subprocess.Namespaces(pid: $0, flags: BERTH_CLONE_NEWUSER | BERTH_CLONE_NEWNS | BERTH_CLONE_NEWNET) }
+            result = try Subprocess.capture(netavark, arguments: arguments, environment: environment, input: bytes, timeout: 60,
+                                            joining: joining)
         } catch {
             throw EngineError(.failed, "run \(netavark): \(error)")
         }
@@ -785,7 +916,10 @@ extension Engine {
                 _ = Glibc.kill(state.helperPid, SIGKILL)
             }
             if let netns = state.netns {
-                if state.netavarkConfig != nil, Files.exists(netns), let netavark = Tools.netavark {
+                // Rootless: the holder whose mount namespace has the netns (gone with it if it died).
+                let holder = state.holderPid.flatMap { processStartTime($0) == state.holderStartTime ? $0 : nil }
+                let reachable = state.holderPid == nil ? Files.exists(netns) : holder != nil
+                if state.netavarkConfig != nil, reachable, let netavark = Tools.netavark {
                     var infos: [String: NetworkConfig] = [:]
                     var perNetwork: [String: NetavarkInput.PerNetwork] = [:]
                     let leases = networks.leases(of: id)
@@ -799,18 +933,28 @@ extension Engine {
                     }
                     let input = NetavarkInput(
                         containerID: id, containerName: record.name,
-                        portMappings: NetavarkInput.ports(record.config.ports),
+                        portMappings: state.holderPid == nil ? NetavarkInput.ports(record.config.ports) : nil,
                         networks: perNetwork, networkInfo: infos, dnsServers: nil)
                     if !perNetwork.isEmpty {
                         do {
-                            let _: Empty = try runNetavark(netavark, "teardown", netns: netns, input: input)
+                            let _: Empty = try runNetavark(netavark, "teardown", netns: netns, input: input, holder: holder)
                         } catch {
                             warn("container \(record.shortID): \(error.message)")
                         }
                     }
                 }
-                _ = umount2(netns, Int32(MNT_DETACH))
-                _ = unlink(netns)
+                if state.holderPid != nil {
+                    // The last container out stops the rootless network.
+                    let rootlessNetns = self.rootlessNetns
+                    try? rootlessNetns.locked { () throws(EngineError) in
+                        if let holder { _ = berth_joined_netns_create(holder, netns, 1) }
+                        _ = unlink(netns)
+                        rootlessNetns.stopIfUnused()
+                    }
+                } else {
+                    _ = umount2(netns, Int32(MNT_DETACH))
+                    _ = unlink(netns)
+                }
             }
         }
         networks.release(container: id)
@@ -836,7 +980,6 @@ extension Engine {
         guard container.config.network == "bridge" else {
             throw EngineError(.invalidArgument, "container \(container.name) has --network \(container.config.network): only bridge containers join networks")
         }
-        if rootless { throw EngineError(.invalidArgument, "rootless containers cannot join bridge network \"\(network.name)\"") }
         guard !container.config.networks.contains(where: { $0.name == network.name }) else {
             throw EngineError(.exists, "container \(container.name) is already connected to network \(network.name)")
         }
@@ -850,6 +993,7 @@ extension Engine {
         }
         let current = refresh(container)
         if current.state.status == "running", let netns = current.state.network?.netns, let netavark = Tools.netavark {
+            let holder = current.state.network?.holderPid
             let taken = Set(current.state.network?.interfaces.map(\.name) ?? [])
             let interfaceName = (0...).lazy.map { "eth\($0)" }.first { !taken.contains($0) }!
             let ips = try networks.allocate(network, container: container.id, requested: request.ips.compactMap(IPAddress.init))
@@ -861,7 +1005,7 @@ extension Engine {
                                       networkInfo: [network.name: network], dnsServers: nil)
             let statuses: [String: NetavarkStatus]
             do {
-                statuses = try runNetavark(netavark, "setup", netns: netns, input: input)
+                statuses = try runNetavark(netavark, "setup", netns: netns, input: input, holder: holder)
             } catch {
                 networks.release(container: container.id, network: network.name)
                 throw error
@@ -889,7 +1033,7 @@ extension Engine {
                                       networks: [network.name: .init(staticIPs: interface.addresses.map { String($0.split(separator: "/")[0]) },
                                                                      aliases: [], interfaceName: interface.name, staticMAC: nil)],
                                       networkInfo: [network.name: network], dnsServers: nil)
-            let _: Empty = try runNetavark(netavark, "teardown", netns: netns, input: input)
+            let _: Empty = try runNetavark(netavark, "teardown", netns: netns, input: input, holder: current.state.network?.holderPid)
         }
         networks.release(container: container.id, network: network.name)
         try containers.update(container.id) { (record) throws(EngineError) in

@@ -221,6 +221,15 @@ package struct SpecBuilder {
         } else if !(spec.linux?.namespaces?.contains { $0.type == "network" } ?? false) {
             spec.linux?.namespaces?.append(LinuxNamespace(type: "network"))
         }
+        // A rootless bridge container's network namespace belongs to the user
+        // namespace it runs in (the rootless network's): it may mount its own
+        // sysfs, so /sys/class/net shows its interfaces, not the host's. The
+        // cgroup tree is bound in as for other rootless containers.
+        if rootless && config.network == "bridge", let index = spec.mounts?.firstIndex(where: { $0.destination == "/sys" }) {
+            spec.mounts?[index] = Mount(destination: "/sys", type: "sysfs", source: "sysfs", options: ["nosuid", "noexec", "nodev", "ro"])
+            spec.mounts?.insert(Mount(destination: "/sys/fs/cgroup", type: "none", source: "/sys/fs/cgroup",
+                                      options: ["rbind", "nosuid", "noexec", "nodev", "ro"]), at: index + 1)
+        }
         spec.mounts = (spec.mounts ?? []) + NetworkPlan.etcMounts(directory: directory, mounts: specMounts)
 
         let driver = RootfsDriver.detect(rootless: rootless)

@@ -62,7 +62,9 @@ public enum Subprocess {
 
     /// posix_spawn with `stdio` as its descriptors 0, 1, 2 and the signal
     /// state of a fresh process (berth may have signals blocked or ignored).
-    static func spawn(_ path: String, arguments: [String], environment: [String], stdio: [Int32]) throws(Errno) -> pid_t {
+    static func spawn(_ path: String, arguments: [String], environment: [String], stdio: [Int32],
+                      joining: Namespaces? = nil) throws(Errno) -> pid_t {
+        if let joining { return try spawnJoined(path, arguments: arguments, environment: environment, stdio: stdio, joining: joining) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -83,6 +85,33 @@ public enum Subprocess {
         var pid: pid_t = 0
         let result = posix_spawn(&pid, path, &actions, &attributes, &argv, &envp)
         if result != 0 { throw Errno(result) }
+        return pid
+    }
+
+    /// Another process's namespaces for a program to run in (posix_spawn
+    /// cannot join them: a forked child does, then execs).
+    public struct Namespaces: Sendable {
+        public var pid: pid_t
+        /// BERTH_CLONE_NEWUSER, BERTH_CLONE_NEWNS, BERTH_CLONE_NEWNET.
+        public var flags: Int32
+        public init(pid: pid_t, flags: Int32) {
+            self.pid = pid
+            self.flags = flags
+        }
+    }
+
+    /// fork, join `joining`'s namespaces, exec; `keep` descriptors survive the exec.
+    public static func spawnJoined(_ path: String, arguments: [String], environment: [String], stdio: [Int32],
+                                   joining: Namespaces, keep: [Int32] = []) throws(Errno) -> pid_t {
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) }; for p in envp { free(p) } }
+        let pid = stdio.withUnsafeBufferPointer { io in
+            keep.withUnsafeBufferPointer { kept in
+                berth_spawn_joined(joining.pid, joining.flags, path, &argv, &envp, io.baseAddress, kept.baseAddress, Int32(kept.count))
+            }
+        }
+        if pid < 0 { throw Errno.current }
         return pid
     }
 
@@ -119,7 +148,7 @@ public enum Subprocess {
     /// Runs `path` like `run`, but keeps what it writes: stdout and stderr
     /// each into its own buffer (netavark answers JSON on stdout and logs on stderr).
     public static func capture(_ path: String, arguments: [String], environment: [String], input: [UInt8] = [],
-                               timeout: Int? = nil) throws(Errno) -> (status: ExitStatus, output: [UInt8], error: [UInt8]) {
+                               timeout: Int? = nil, joining: Namespaces? = nil) throws(Errno) -> (status: ExitStatus, output: [UInt8], error: [UInt8]) {
         let stdinPipe = try makePipe()
         let stdoutPipe = try makePipe()
         let stderrPipe = try makePipe()
@@ -127,7 +156,8 @@ public enum Subprocess {
         let pid: pid_t
         do {
             pid = try spawn(path, arguments: arguments, environment: environment,
-                            stdio: [stdinPipe.read.rawValue, stdoutPipe.write.rawValue, stderrPipe.write.rawValue])
+                            stdio: [stdinPipe.read.rawValue, stdoutPipe.write.rawValue, stderrPipe.write.rawValue],
+                            joining: joining)
         } catch {
             stdinPipe.read.close(); stdinPipe.write.close(); stdoutPipe.write.close(); stderrPipe.write.close()
             throw error

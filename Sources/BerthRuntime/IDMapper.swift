@@ -8,8 +8,8 @@ import BerthOS
 /// root, or for an unprivileged caller directly when the map is just the
 /// caller's own id, else through the setuid helpers newuidmap/newgidmap,
 /// which check /etc/subuid and /etc/subgid.
-enum IDMapper {
-    static func write(pid: pid_t, uidMappings: [LinuxIDMapping], gidMappings: [LinuxIDMapping]) throws(RuntimeError) {
+package enum IDMapper {
+    package static func write(pid: pid_t, uidMappings: [LinuxIDMapping], gidMappings: [LinuxIDMapping]) throws(RuntimeError) {
         if !RuntimePaths.isRootless {
             try writeDirectly(pid: pid, file: "gid_map", gidMappings)
             try writeDirectly(pid: pid, file: "uid_map", uidMappings)

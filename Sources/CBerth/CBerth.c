@@ -408,3 +408,139 @@ int berth_loopback_up(pid_t pid, int join_user) {
     errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
     return -1;
 }
+
+// The rootless network namespace's holder (BerthEngine's RootlessNetns).
+
+static void holder_report(int sock, char what, int error) {
+    char message[1 + sizeof(int)];
+    message[0] = what;
+    memcpy(message + 1, &error, sizeof(int));
+    (void)!write(sock, message, sizeof message);
+}
+
+static void holder_main(int sock) {
+    // Detached from the berth that made it: its own session, a fresh signal
+    // state, no parent's death signal.
+    setsid();
+    prctl(PR_SET_NAME, "berth-netns", 0, 0, 0);
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    berth_reset_signal_handlers();
+    if (unshare(CLONE_NEWUSER) != 0) { holder_report(sock, 'e', errno); _exit(1); }
+    holder_report(sock, 'u', 0);
+    char go = 0;
+    if (read(sock, &go, 1) != 1 || go != 'm') _exit(1);
+    if (unshare(CLONE_NEWNET | CLONE_NEWNS) != 0) { holder_report(sock, 'e', errno); _exit(1); }
+    // Host mounts keep reaching it; nothing of its own goes back.
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) != 0) { holder_report(sock, 'e', errno); _exit(1); }
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq request;
+    memset(&request, 0, sizeof request);
+    strncpy(request.ifr_name, "lo", IFNAMSIZ - 1);
+    if (s < 0 || ioctl(s, SIOCGIFFLAGS, &request) != 0) { holder_report(sock, 'e', errno); _exit(1); }
+    request.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &request) != 0) { holder_report(sock, 'e', errno); _exit(1); }
+    holder_report(sock, 'r', 0);
+    // Holds nothing open: not a terminal, not a pipe someone waits on.
+    for (int fd = 0; fd < 1024; fd++) close(fd);
+    for (;;) pause();
+}
+
+pid_t berth_holder_start(int sock, int other) {
+    int pids[2];
+    if (pipe2(pids, O_CLOEXEC) != 0) return -1;
+    pid_t middle = fork();
+    if (middle < 0) { close(pids[0]); close(pids[1]); return -1; }
+    if (middle == 0) {
+        // A grandchild, so init (not a long-running berth) reaps it.
+        close(pids[0]);
+        close(other);
+        pid_t holder = fork();
+        if (holder == 0) { close(pids[1]); holder_main(sock); }
+        (void)!write(pids[1], &holder, sizeof holder);
+        _exit(holder < 0);
+    }
+    close(pids[1]);
+    pid_t holder = -1;
+    if (read(pids[0], &holder, sizeof holder) != sizeof holder) holder = -1;
+    close(pids[0]);
+    int status = 0;
+    while (waitpid(middle, &status, 0) < 0 && errno == EINTR) {}
+    if (holder < 0) errno = EAGAIN;
+    return holder;
+}
+
+/// Joins `target`'s namespaces named by `flags` (CLONE_NEWUSER, CLONE_NEWNS,
+/// CLONE_NEWNET; the user namespace only when it is not ours already).
+static int join_namespaces(pid_t target, int flags) {
+    static const struct { int flag; const char *name; } order[] = {
+        { CLONE_NEWUSER, "user" }, { CLONE_NEWNS, "mnt" }, { CLONE_NEWNET, "net" },
+    };
+    for (unsigned i = 0; i < sizeof order / sizeof order[0]; i++) {
+        if (!(flags & order[i].flag)) continue;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/%s", (int)target, order[i].name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return -1;
+        if (order[i].flag == CLONE_NEWUSER) {
+            struct stat theirs, ours;
+            if (fstat(fd, &theirs) == 0 && stat("/proc/self/ns/user", &ours) == 0 &&
+                theirs.st_ino == ours.st_ino && theirs.st_dev == ours.st_dev) { close(fd); continue; }
+        }
+        int result = setns(fd, order[i].flag);
+        int saved = errno;
+        close(fd);
+        if (result != 0) { errno = saved; return -1; }
+    }
+    return 0;
+}
+
+pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const argv[], char *const envp[],
+                         const int stdio[3], const int *keep, int keep_count) {
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    sigset_t empty;
+    sigemptyset(&empty);
+    sigprocmask(SIG_SETMASK, &empty, NULL);
+    berth_reset_signal_handlers();
+    for (int i = 0; i < 3; i++) {
+        if (stdio[i] >= 0 && stdio[i] != i) dup2(stdio[i], i);
+    }
+    if (join_namespaces(target, flags) != 0) {
+        dprintf(2, "join the namespaces of %d: %s\n", (int)target, strerror(errno));
+        _exit(126);
+    }
+    berth_cloexec_from(3);
+    for (int i = 0; i < keep_count; i++) {
+        int fdflags = fcntl(keep[i], F_GETFD);
+        if (fdflags >= 0) fcntl(keep[i], F_SETFD, fdflags & ~FD_CLOEXEC);
+    }
+    execve(path, argv, envp);
+    dprintf(2, "exec %s: %s\n", path, strerror(errno));
+    _exit(127);
+}
+
+int berth_joined_netns_create(pid_t target, const char *path, int remove) {
+    // In a child that joins `target`'s user and mount namespaces: bind a new
+    // network namespace to `path` there (or, with `remove`, unmount it).
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (join_namespaces(target, CLONE_NEWUSER | CLONE_NEWNS) != 0) _exit(10 + (errno & 0x7f));
+        if (remove) {
+            if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) _exit(10 + (errno & 0x7f));
+            _exit(0);
+        }
+        if (unshare(CLONE_NEWNET) != 0) _exit(10 + (errno & 0x7f));
+        if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) != 0) _exit(10 + (errno & 0x7f));
+        _exit(0);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) return -1;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
+    return -1;
+}

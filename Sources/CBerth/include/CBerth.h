@@ -165,6 +165,19 @@ int berth_loopback_up(pid_t pid, int join_user);
 /// process dies; `keep` descriptors stay open across execve.
 pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[], int in, int out, int err,
                        const int *keep, int keep_count);
+/// The rootless network namespace's holder: a detached grandchild that
+/// unshares a user namespace, sends 'u' on `sock`, waits for 'm' (its id
+/// maps are written), unshares network and mount namespaces, brings lo up,
+/// sends 'r' and then pauses for ever ('e' + errno on failure). `other` is
+/// the caller's end of the socket pair, closed in the child.
+pid_t berth_holder_start(int sock, int other);
+/// fork+execve of a program inside `target`'s namespaces (flags: CLONE_NEWUSER,
+/// CLONE_NEWNS, CLONE_NEWNET; the user namespace is skipped when already ours).
+pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const argv[], char *const envp[],
+                         const int stdio[3], const int *keep, int keep_count);
+/// Binds a new network namespace to `path` inside `target`'s user and mount
+/// namespaces (with `remove`: unmounts it there).
+int berth_joined_netns_create(pid_t target, const char *path, int remove);
 
 #include "CBerthBPF.h"
 #include "CBerthUnpack.h"

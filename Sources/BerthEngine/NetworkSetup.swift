@@ -340,7 +340,7 @@ struct NetavarkInput: Encodable {
 /// rootlessport's stdin (podman's pkg/rootlessport Config): the mappings
 /// in netavark's shape, the network namespace to connect from, and its
 /// ready and exit descriptors (slirp4netns's conventions).
-struct RootlessportConfig: Encodable {
+package struct RootlessportConfig: Encodable {
     var mappings: [NetavarkInput.Port]
     var netNSPath: String
     var exitFD: Int32
@@ -349,6 +349,23 @@ struct RootlessportConfig: Encodable {
     var childIP: String
     var containerID: String
     var rootlessCNI = false
+
+    package init(ports: [PortMapping], netNSPath: String, exitFD: Int32, readyFD: Int32, tmpDir: String,
+                 childIP: String, containerID: String) {
+        self.init(mappings: NetavarkInput.ports(ports) ?? [], netNSPath: netNSPath, exitFD: exitFD, readyFD: readyFD,
+                  tmpDir: tmpDir, childIP: childIP, containerID: containerID)
+    }
+
+    init(mappings: [NetavarkInput.Port], netNSPath: String, exitFD: Int32, readyFD: Int32, tmpDir: String,
+         childIP: String, containerID: String) {
+        self.mappings = mappings
+        self.netNSPath = netNSPath
+        self.exitFD = exitFD
+        self.readyFD = readyFD
+        self.tmpDir = tmpDir
+        self.childIP = childIP
+        self.containerID = containerID
+    }
     enum CodingKeys: String, CodingKey {
         case mappings = "Mappings"
         case netNSPath = "NetNSPath"

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Testing
+import FoundationEssentials
 import BerthEngine
 import BerthImage
 import BerthTestSupport
@@ -23,6 +24,29 @@ struct NetworkTests {
         #expect(Subnet("10.0.0.0/33") == nil && Subnet("10.0.0.0") == nil)
         let v6 = try #require(Subnet("fd12:3456::99/64"))
         #expect(v6.description == "fd12:3456::/64" && v6.host(2).description == "fd12:3456::2")
+    }
+
+    @Test("rootlessport's stdin: podman's Config keys, netavark's port shape; a rootless netns path is reached through its holder")
+    func rootlessport() throws {
+        let config = RootlessportConfig(ports: [try PortMapping.parse("127.0.0.1:8080:80/udp")], netNSPath: "/proc/7/ns/net",
+                                        exitFD: 3, readyFD: 4, tmpDir: "/run/x", childIP: "10.88.0.2", containerID: "abc")
+        // What rootlessport (podman 4.3's pkg/rootlessport Config) reads.
+        struct Mapping: Decodable, Equatable {
+            var host_ip: String, container_port: Int, host_port: Int, range: Int, `protocol`: String
+        }
+        struct Config: Decodable {
+            var Mappings: [Mapping], NetNSPath: String, ExitFD: Int, ReadyFD: Int, TmpDir: String, ChildIP: String
+            var ContainerID: String, RootlessCNI: Bool
+        }
+        let decoded = try JSONDecoder().decode(Config.self, from: try JSONEncoder().encode(config))
+        #expect(decoded.Mappings == [Mapping(host_ip: "127.0.0.1", container_port: 80, host_port: 8080, range: 1, protocol: "udp")])
+        #expect(decoded.NetNSPath == "/proc/7/ns/net" && decoded.ExitFD == 3 && decoded.ReadyFD == 4 && decoded.ChildIP == "10.88.0.2")
+
+        var state = NetworkState()
+        state.netns = "/run/berth/@rootless-netns/ns/abc"
+        #expect(state.joinPath == "/run/berth/@rootless-netns/ns/abc")
+        state.holderPid = 42
+        #expect(state.joinPath == "/proc/42/root/run/berth/@rootless-netns/ns/abc")
     }
 
     @Test("-p forms, ranges and errors")

@@ -466,3 +466,92 @@ volume_names() { e volume ls -q | tr '\n' ' '; }
 	run e ps -a -q
 	assert_eq "$output" ""
 }
+
+# tree_state DIR — every path under DIR with its size, mode, owner and
+# modification time, then a checksum of every file: equal before and after
+# means DIR was not changed.
+tree_state() {
+	(cd "$1" && find . -printf '%p %s %m %U:%G %T@\n' | LC_ALL=C sort &&
+		find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum)
+}
+
+@test "overlay volumes (-v DIR:/path:O): the container changes what it sees, the host directory never changes" {
+	host="$BATS_TEST_TMPDIR/workspace"
+	mkdir -p "$host/sub"
+	echo keep >"$host/keep"
+	echo edit >"$host/edit"
+	echo gone >"$host/gone"
+	echo deep >"$host/sub/deep"
+	chmod 750 "$host/sub"
+	before=$(tree_state "$host")
+	run e run --name ov -v "$host:/work:O" busybox sh -c '
+		cd /work && ls -A && cat keep sub/deep && stat -c "%a %n" sub
+		echo new > new && echo changed >> edit && rm gone && rm -r sub && mkdir made && echo x > made/f && chmod 600 keep
+		echo --- && ls -A && cat new edit made/f && stat -c "%a %n" keep && grep " /work " /proc/mounts | cut -d" " -f3'
+	assert_status 0
+	assert_eq "$output" $'edit\ngone\nkeep\nsub\nkeep\ndeep\n750 sub\n---\nedit\nkeep\nmade\nnew\nnew\nedit\nchanged\nx\n600 keep\noverlay'
+	# Byte for byte, mode for mode, what it was.
+	assert_eq "$(tree_state "$host")" "$before" "the host directory"
+	# Nothing mounted is left: no mount point here, no overlay on the host directory.
+	assert_eq "$(mounts_under "$BATS_TEST_TMPDIR")" "" "mounts"
+	run grep -F "lowerdir=$host" /proc/self/mountinfo
+	assert_status 1
+	run e inspect --format '{{json .Mounts}}' ov
+	assert_eq "$(jq -r '.[0] | [.Type, .Source, .Destination, (.RW | tostring)] | join(" ")' <<<"$output")" \
+		"overlay $host /work true"
+	# Not a volume: nothing in volume ls.
+	assert_eq "$(volume_names)" ""
+}
+
+@test "overlay volumes: each start of the container begins from the host directory again" {
+	host="$BATS_TEST_TMPDIR/workspace"
+	mkdir -p "$host"
+	echo original >"$host/file"
+	before=$(tree_state "$host")
+	# What it writes includes files of another user (rootless: a subordinate id the user cannot remove).
+	run e run --name again -v "$host:/work:O" busybox sh -c 'cat /work/file; echo changed > /work/file
+		mkdir -p /work/other/deep && echo x > /work/other/deep/f && chown -R 1000:1000 /work/other && chmod 700 /work/other /work/other/deep'
+	assert_status 0
+	assert_eq "$output" "original"
+	id=$(e inspect --format '{{.Id}}' again)
+	[[ -n $(ls -A "$STATE/containers/$id/overlay/0/upper") ]] || fail "the changes are not in the container's upper directory"
+	run e start -a again
+	assert_status 0
+	assert_eq "$output" "original"
+	# Detached too: the start resets it, whoever runs the container.
+	e start again >/dev/null
+	run e wait again
+	assert_eq "$output" "0"
+	run e logs again
+	assert_eq "$output" $'original\noriginal\noriginal'
+	assert_eq "$(tree_state "$host")" "$before" "the host directory"
+	run e rm again
+	assert_status 0
+	[[ ! -e $STATE/containers/$id ]] || fail "container directory left: $(ls -la "$STATE/containers/$id")"
+	assert_eq "$(ls -A "$STATE/tmp" 2>/dev/null)" "" "store tmp/"
+}
+
+@test "overlay volume errors: a named volume, ro, U, propagation, a missing source; one line, exit 125, nothing made" {
+	host="$BATS_TEST_TMPDIR/workspace"
+	mkdir -p "$host"
+	touch "$BATS_TEST_TMPDIR/plain"
+	for flags in "-v data:/work:O|-v \"data:/work:O\": O (an overlay volume) needs a host directory as SOURCE, not the volume \"data\"" \
+		"-v $host:/work:O,ro|-v \"$host:/work:O,ro\": O and ro conflict: an overlay volume is writable, its changes are discarded" \
+		"-v $host:/work:O,U|O cannot be combined with \"U\"" \
+		"-v $host:/work:O,rshared|O cannot be combined with \"rshared\"" \
+		"-v $BATS_TEST_TMPDIR/a,b:/work:O|cannot contain ',', ':'" \
+		"-v $BATS_TEST_TMPDIR/missing:/work:O|overlay volume source \"$BATS_TEST_TMPDIR/missing\" is not a directory on the host" \
+		"-v $BATS_TEST_TMPDIR/plain:/work:O|overlay volume source \"$BATS_TEST_TMPDIR/plain\" is not a directory on the host"; do
+		# shellcheck disable=SC2086
+		run --separate-stderr e run --rm -v /scratch ${flags%%|*} busybox true
+		assert_status 125
+		assert_fails_with "${flags#*|}"
+		[[ ${stderr_lines[0]} == "berth: "* ]] || fail "not a berth: line: ${stderr_lines[0]}"
+	done
+	run --separate-stderr e create -v "$host:/work:O,ro" busybox true
+	assert_status 125
+	assert_fails_with "O and ro conflict"
+	assert_eq "$(volume_names)" ""
+	run e ps -a -q
+	assert_eq "$output" ""
+}

@@ -108,6 +108,8 @@ package struct ContainerConfig: Codable, Sendable {
     package var labels: [String: String] = [:]
     package var stopSignal = "SIGTERM"
     package var stopTimeout = 10
+    /// --timeout: seconds the container may run before it is stopped (nil: no limit).
+    package var timeout: Int? = nil
     package var tty = false
     package var interactive = false
     package var autoRemove = false

@@ -189,8 +189,16 @@ package struct Engine: Sendable {
         network.tearDown()
         observer.closeLog()
         if container.config.autoRemove { try? remove(containers.load(container.id) ?? container, force: true, volumes: true) }
+        // As timeout(1): a run that its --timeout ended exits 124, whatever the container's own status.
+        if observer.timer.timedOut {
+            try? FileDescriptor.standardError.writeAll("berth: container \(container.name) \(observer.timer.message) (its exit code: \(code))\n")
+            return Engine.timedOutCode
+        }
         return code
     }
+
+    /// The exit code of a foreground run ended by its --timeout.
+    package static let timedOutCode: Int32 = 124
 
     /// The network a start needs; a failure is recorded like a failed launch.
     func startNetwork(_ container: Container) throws(StartError) -> NetworkSession {
@@ -211,6 +219,7 @@ package struct Engine: Sendable {
         if current.state.status == "exited" || current.state.status == "created" {
             cleanRuntime(container.id)
         }
+        try resetOverlayVolumes(current)
         // A new start: an earlier stop no longer holds back the restart policy.
         if current.state.stopRequested {
             _ = try? containers.update(container.id) { (record) throws(EngineError) in record.state.stopRequested = false }
@@ -346,9 +355,10 @@ extension Engine {
         }
     }
 
-    func recordExit(_ id: String, status: ExitStatus, oomKilled: Bool) {
+    func recordExit(_ id: String, status: ExitStatus, oomKilled: Bool, error: String? = nil) {
         _ = try? containers.update(id) { (record) throws(EngineError) in
             record.state.status = "exited"
+            if let error { record.state.error = error }
             record.state.exitCode = status.shellCode
             record.state.finishedAt = Timestamps.now()
             record.state.oomKilled = oomKilled
@@ -364,12 +374,23 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     var closeAfterStart: [FileDescriptor] = []
     var network: NetworkSession?
     private var writer: LogWriter?
+    let timer: ContainerTimer
 
     init(engine: Engine, container: Container, log: LogWriter?) {
         self.engine = engine
         self.container = container
         self.writer = log
+        self.timer = ContainerTimer(config: container.config)
     }
+
+    func descriptors() -> [Int32] { timer.descriptors }
+
+    func ready(_ fd: Int32) -> [UInt8]? {
+        if fd == timer.fd { timer.fired() }
+        return nil
+    }
+
+    func forwarded(signal: Int32) { timer.forwarded(signal) }
 
     func closeLog() {
         writer?.close()
@@ -380,6 +401,7 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
         for fd in closeAfterStart { fd.close() }
         closeAfterStart = []
         engine.recordStarted(container.id, pid: pid, startTime: startTime, clearStop: true)
+        timer.started(pid: pid)
     }
 
     func output(stream: Int, bytes: ArraySlice<UInt8>) {
@@ -394,6 +416,6 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     func finished(status: ExitStatus, oomKilled: Bool) {
         // Before the exit is recorded: whoever waits for it finds the network gone.
         network?.tearDown()
-        engine.recordExit(container.id, status: status, oomKilled: oomKilled)
+        engine.recordExit(container.id, status: status, oomKilled: oomKilled, error: timer.timedOut ? timer.message : nil)
     }
 }

@@ -83,6 +83,11 @@ extension Engine {
             }), !again.state.stopRequested else { break }
             current = again
             cleanRuntime(container.id)
+            // Each run begins from the overlay volumes' host directories again.
+            do { try resetOverlayVolumes(current) } catch {
+                try? recordFailure(current, error.message)
+                break
+            }
         }
         if let listener {
             close(listener)
@@ -157,19 +162,24 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     var report: FileDescriptor?
     var closeAfterStart: [FileDescriptor] = []
     var network: NetworkSession?
+    let timer: ContainerTimer
 
     init(engine: Engine, container: Container, log: LogWriter?, report: FileDescriptor?) {
         self.engine = engine
         self.container = container
         self.log = log
         self.report = report
+        self.timer = ContainerTimer(config: container.config)
     }
+
+    func forwarded(signal: Int32) { timer.forwarded(signal) }
 
     func started(pid: pid_t, startTime: UInt64) {
         for fd in closeAfterStart { fd.close() }
         closeAfterStart = []
         // A restart keeps stopRequested: a stop that raced the restart still wins.
         engine.recordStarted(container.id, pid: pid, startTime: startTime, clearStop: false)
+        timer.started(pid: pid)
         if let report {
             try? report.writeAll("ok")
             report.close()
@@ -200,9 +210,13 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     var clients: [Int32] = []
     var input: FileDescriptor?
 
-    func descriptors() -> [Int32] { (listener.map { [$0] } ?? []) + clients }
+    func descriptors() -> [Int32] { (listener.map { [$0] } ?? []) + clients + timer.descriptors }
 
     func ready(_ fd: Int32) -> [UInt8]? {
+        if fd == timer.fd {
+            timer.fired()
+            return nil
+        }
         if fd == listener {
             let client = accept(fd, nil, nil)
             if client >= 0 {
@@ -236,7 +250,7 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     func finished(status: ExitStatus, oomKilled: Bool) {
         // Before the exit is recorded: whoever waits for it finds the network gone.
         network?.tearDown()
-        engine.recordExit(container.id, status: status, oomKilled: oomKilled)
+        engine.recordExit(container.id, status: status, oomKilled: oomKilled, error: timer.timedOut ? timer.message : nil)
     }
 
     func closeLog() {

@@ -35,6 +35,8 @@ package struct CreateOptions: Sendable {
     package var labels: [String] = []
     package var stopSignal: String?
     package var stopTimeout: Int?
+    /// --timeout SECONDS (0: none).
+    package var timeout: Int?
     package var capAdd: [String] = []
     package var capDrop: [String] = []
     package var privileged = false
@@ -185,6 +187,10 @@ package struct SpecBuilder {
             guard timeout >= 0 else { throw EngineError(.invalidArgument, "--stop-timeout \(timeout): expected seconds ≥ 0") }
             config.stopTimeout = timeout
         }
+        if let timeout = options.timeout {
+            guard timeout >= 0 else { throw EngineError(.invalidArgument, "--timeout \(timeout): expected seconds ≥ 0") }
+            config.timeout = timeout > 0 ? timeout : nil
+        }
         config.exposedPorts = (inner.ExposedPorts ?? [:]).keys.sorted()
         config.restartPolicy = try RestartPolicy.parse(options.restart)
         if options.autoRemove && config.restartPolicy.name != "no" {
@@ -206,7 +212,7 @@ package struct SpecBuilder {
         for path in (inner.Volumes ?? [:]).keys.sorted() where !mounts.contains(where: { $0.destination == Self.clean(path) }) {
             mounts.append(ContainerMount(type: "volume", source: "", destination: Self.clean(path), anonymous: true))
         }
-        let (specMounts, copyUps, volumes, resolved) = try realise(mounts, spec: spec)
+        let (specMounts, copyUps, volumes, resolved) = try realise(mounts, spec: spec, directory: directory)
         config.mounts = resolved
         spec.mounts = (spec.mounts ?? []).filter { base in !specMounts.contains { $0.destination == base.destination } } + specMounts
 
@@ -461,7 +467,8 @@ package struct SpecBuilder {
 
     /// Turns the parsed mounts into Spec mounts: volumes are created (named
     /// ones on first use, anonymous ones always), bind sources checked.
-    func realise(_ mounts: [ContainerMount], spec: Spec) throws(EngineError)
+    /// Overlay volumes keep their changes under `directory` (see OverlayVolume).
+    func realise(_ mounts: [ContainerMount], spec: Spec, directory: String) throws(EngineError)
         -> ([Mount], [RootfsOverlay.CopyUp], [String], [ContainerMount]) {
         var result: [Mount] = []
         var copyUps: [RootfsOverlay.CopyUp] = []
@@ -478,10 +485,19 @@ package struct SpecBuilder {
             if mount.type == "bind", stat(mount.source, &st) != 0 {
                 throw EngineError(.invalidArgument, "bind mount source \"\(mount.source)\" does not exist on the host")
             }
+            if mount.type == "overlay" {
+                guard stat(mount.source, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR else {
+                    throw EngineError(.invalidArgument, "overlay volume source \"\(mount.source)\" is not a directory on the host")
+                }
+                // Rootless, the kernel's overlay is mounted in the user namespace (Linux 5.11 and later).
+                if rootless && !RootfsDriver.kernelAtLeast(5, 11) {
+                    throw EngineError(.invalidArgument, "overlay volume on \(mount.destination): rootless, overlay volumes need Linux 5.11 or later")
+                }
+            }
         }
         var anonymous: [String] = []
         do {
-            for var mount in mounts {
+            for (index, var mount) in mounts.enumerated() {
                 let readOnly = mount.readOnly ? ["ro"] : ["rw"]
                 let propagation = mount.options.filter { ["shared", "rshared", "slave", "rslave", "private", "rprivate"].contains($0) }
                 switch mount.type {
@@ -506,6 +522,12 @@ package struct SpecBuilder {
                             copyUps.append(RootfsOverlay.CopyUp(path: mount.destination, volume: data))
                         }
                     }
+                case "overlay":
+                    // The upper and work directories are made anew at each start (Engine.resetOverlayVolumes).
+                    let changes = OverlayVolume.directory(container: directory, index: index)
+                    result.append(Mount(destination: mount.destination, type: "overlay", source: "overlay",
+                                        options: ["lowerdir=\(mount.source)", "upperdir=\(changes)/upper", "workdir=\(changes)/work"]
+                                            + (rootless ? ["userxattr"] : [])))
                 default: // tmpfs
                     let extra = mount.options.filter { $0 != "ro" && $0 != "rw" }
                     result.append(Mount(destination: mount.destination, type: "tmpfs", source: "tmpfs",
@@ -578,14 +600,32 @@ package enum MountSpecs {
             throw EngineError(.invalidArgument, "-v \"\(text)\": the container path \"\(destination)\" must be absolute")
         }
         let options = parts.count == 3 ? parts[2].split(separator: ",").map(String.init) : []
-        let known: Set<String> = ["ro", "rw", "z", "Z", "U", "nocopy", "shared", "rshared", "slave", "rslave", "private", "rprivate", "bind", "rbind"]
+        let known: Set<String> = ["ro", "rw", "z", "Z", "U", "O", "nocopy", "shared", "rshared", "slave", "rslave", "private", "rprivate", "bind", "rbind"]
         if let unknown = options.first(where: { !known.contains($0) }) {
-            throw EngineError(.invalidArgument, "-v \"\(text)\": unknown option \"\(unknown)\" (known: ro, rw, z, Z, U, nocopy and propagation)")
+            throw EngineError(.invalidArgument, "-v \"\(text)\": unknown option \"\(unknown)\" (known: ro, rw, z, Z, U, O, nocopy and propagation)")
         }
         if options.contains("ro") && options.contains("rw") {
             throw EngineError(.invalidArgument, "-v \"\(text)\": ro and rw conflict")
         }
         let isPath = source.hasPrefix("/") || source.hasPrefix("./") || source.hasPrefix("../") || source == "." || source == ".."
+        if options.contains("O") {
+            // An overlay volume: the host directory is the lower layer of an
+            // overlay whose changes are the container's own (see OverlayVolume).
+            guard isPath else {
+                throw EngineError(.invalidArgument, "-v \"\(text)\": O (an overlay volume) needs a host directory as SOURCE, not the volume \"\(source)\"")
+            }
+            if options.contains("ro") {
+                throw EngineError(.invalidArgument, "-v \"\(text)\": O and ro conflict: an overlay volume is writable, its changes are discarded")
+            }
+            if let other = options.first(where: { !["O", "rw", "z", "Z"].contains($0) }) {
+                throw EngineError(.invalidArgument, "-v \"\(text)\": O cannot be combined with \"\(other)\" (an overlay volume takes rw, z and Z)")
+            }
+            let host = Files.absolute(source)
+            guard !host.contains(",") && !host.contains(":") && !host.contains("\\") else {
+                throw EngineError(.invalidArgument, "-v \"\(text)\": an overlay volume's host directory \"\(host)\" cannot contain ',', ':' or '\\' (the overlay file system's option syntax)")
+            }
+            return ContainerMount(type: "overlay", source: host, destination: SpecBuilder.clean(destination), options: options)
+        }
         if isPath {
             return ContainerMount(type: "bind", source: Files.absolute(source), destination: SpecBuilder.clean(destination),
                                   options: options, readOnly: options.contains("ro"))

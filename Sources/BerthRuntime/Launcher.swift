@@ -52,12 +52,15 @@ public protocol LaunchObserver: AnyObject, Sendable {
     func ready(_ fd: Int32) -> [UInt8]?
     /// Its namespaces exist (id maps written) and it waits for berth's go (the engine starts pasta here).
     func namespacesReady(pid: pid_t) throws(RuntimeError)
+    /// The supervisor passed `signal`, which berth received, on to it.
+    func forwarded(signal: Int32)
 }
 
 extension LaunchObserver {
     public func descriptors() -> [Int32] { [] }
     public func ready(_ fd: Int32) -> [UInt8]? { nil }
     public func namespacesReady(pid: pid_t) throws(RuntimeError) {}
+    public func forwarded(signal: Int32) {}
 }
 
 /// The parent side of a launch: validate, create the state directory,

@@ -51,6 +51,7 @@ struct Supervisor {
                         if signal == SIGCHLD { continue }
                         if signal == SIGWINCH, let master, stdinIsTerminal { copyWindowSize(to: master); continue }
                         _ = Glibc.kill(pid, signal)
+                        observer?.forwarded(signal: signal)
                     }
                     if let status = reap() {
                         if let master { drain(master, stream: 1, &buffer) }

@@ -544,3 +544,18 @@ int berth_joined_netns_create(pid_t target, const char *path, int remove) {
     errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
     return -1;
 }
+
+// Timers for the supervisor's poll set (BerthEngine's ContainerTimer).
+
+#include <sys/timerfd.h>
+
+int berth_timer_create(void) { return timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK); }
+
+int berth_timer_arm(int fd, long milliseconds) {
+    struct itimerspec spec;
+    memset(&spec, 0, sizeof spec);
+    spec.it_value.tv_sec = milliseconds / 1000;
+    spec.it_value.tv_nsec = (milliseconds % 1000) * 1000000L;
+    if (milliseconds <= 0) spec.it_value.tv_nsec = 1; // "now", not disarmed
+    return timerfd_settime(fd, 0, &spec, NULL);
+}

@@ -52,6 +52,7 @@ struct ContainerCreateFlags: ParsableArguments {
     @Option(name: [.short, .customLong("label")], help: "Set a label KEY=VALUE.") var label: [String] = []
     @Option(name: .customLong("stop-signal"), help: "Signal that stops the container (default: the image's, or SIGTERM).") var stopSignal: String?
     @Option(name: .customLong("stop-timeout"), help: "Seconds to wait after the stop signal before SIGKILL (default 10).") var stopTimeout: Int?
+    @Option(help: "Seconds the container may run: then the stop signal, SIGKILL after --stop-timeout; a foreground run exits 124 (default 0: no limit).") var timeout: Int?
     @Option(help: "Pull the image: always, missing (default) or never.") var pull: String = "missing"
     @Option(name: .customLong("tls-verify"), help: "For a pull: require HTTPS with a verified certificate.") var tlsVerify: Bool?
     @Option(help: "For a pull: OS/ARCH[/VARIANT].") var platform: String?
@@ -106,6 +107,7 @@ struct ContainerCreateFlags: ParsableArguments {
         options.labels = label
         options.stopSignal = stopSignal
         options.stopTimeout = stopTimeout
+        options.timeout = timeout
         options.capAdd = capAdd
         options.capDrop = capDrop
         options.privileged = privileged
@@ -162,7 +164,7 @@ struct CreateRequest {
     static func scan(_ arguments: [String]) -> CreateRequest? {
         let valued: Set<String> = [
             "name", "e", "env", "env-file", "u", "user", "w", "workdir", "entrypoint", "hostname", "tmpfs", "v", "volume",
-            "mount", "l", "label", "stop-signal", "stop-timeout", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
+            "mount", "l", "label", "stop-signal", "stop-timeout", "timeout", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
             "security-opt", "m", "memory", "cpus", "pids-limit", "ulimit", "userns", "network", "net", "cidfile", "restart", "log-opt",
             "ip", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "p", "publish", "expose",
         ]
@@ -193,6 +195,10 @@ struct CreateRequest {
         if let timeout = flags.value("stop-timeout") {
             guard let seconds = Int(timeout) else { return nil }
             options.stopTimeout = seconds
+        }
+        if let timeout = flags.value("timeout") {
+            guard let seconds = Int(timeout) else { return nil }
+            options.timeout = seconds
         }
         options.capAdd = flags.values("cap-add")
         options.capDrop = flags.values("cap-drop")
@@ -677,7 +683,7 @@ enum ContainerDetails {
             var object: [String: JSONValue] = [
                 "Type": .string(mount.type), "Destination": .string(mount.destination), "RW": .bool(!mount.readOnly),
                 "Mode": .string(mount.options.filter { $0 == "z" || $0 == "Z" }.joined(separator: ",")),
-                "Propagation": .string(mount.options.first { $0.hasSuffix("shared") || $0.hasSuffix("slave") || $0.hasSuffix("private") } ?? (mount.type == "tmpfs" ? "" : "rprivate")),
+                "Propagation": .string(mount.options.first { $0.hasSuffix("shared") || $0.hasSuffix("slave") || $0.hasSuffix("private") } ?? (mount.type == "tmpfs" || mount.type == "overlay" ? "" : "rprivate")),
                 "Options": .of(mount.options),
             ]
             switch mount.type {
@@ -685,7 +691,7 @@ enum ContainerDetails {
                 object["Name"] = .string(mount.source)
                 object["Source"] = .string(engine.volumes.dataPath(mount.source))
                 object["Driver"] = .string("local")
-            case "bind":
+            case "bind", "overlay":
                 object["Source"] = .string(mount.source)
             default:
                 object["Source"] = .string("tmpfs")
@@ -708,7 +714,7 @@ enum ContainerDetails {
             ("Config", .object([
                 "Hostname": .string(config.hostname), "User": .string(config.user), "Env": .of(config.env),
                 "Cmd": .of(config.cmd), "Entrypoint": .of(config.entrypoint), "WorkingDir": .string(config.workingDir),
-                "Labels": .of(config.labels), "StopSignal": .string(config.stopSignal), "StopTimeout": .integer(Int64(config.stopTimeout)),
+                "Labels": .of(config.labels), "StopSignal": .string(config.stopSignal), "StopTimeout": .integer(Int64(config.stopTimeout)), "Timeout": .integer(Int64(config.timeout ?? 0)),
                 "Tty": .bool(config.tty), "OpenStdin": .bool(config.interactive), "Image": .string(container.image),
                 "ExposedPorts": .object(Dictionary(uniqueKeysWithValues: config.exposedPorts.map { ($0, JSONValue.object([:])) })),
             ])),
@@ -782,7 +788,8 @@ struct ContainerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "container", abstract: "Manage containers.",
         subcommands: [ContainerPruneCommand.self, EnginePsCommand.self, RmCommand.self, InspectCommand.self, StopCommand.self,
-                      RenameCommand.self, WaitCommand.self, RestartCommand.self, PortCommand.self, LogsCommand.self]
+                      RenameCommand.self, WaitCommand.self, RestartCommand.self, PortCommand.self, LogsCommand.self,
+                      DiffCommand.self]
     )
 }
 

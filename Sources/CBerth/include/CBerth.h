@@ -178,6 +178,9 @@ pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const 
 /// Binds a new network namespace to `path` inside `target`'s user and mount
 /// namespaces (with `remove`: unmounts it there).
 int berth_joined_netns_create(pid_t target, const char *path, int remove);
+/// A non-blocking CLOCK_MONOTONIC timerfd, and arming it once, `milliseconds` from now.
+int berth_timer_create(void);
+int berth_timer_arm(int fd, long milliseconds);
 
 #include "CBerthBPF.h"
 #include "CBerthUnpack.h"

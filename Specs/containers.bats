@@ -670,6 +670,51 @@ teardown() { engine_teardown; }
 	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
 }
 
+@test "diff: what a container changed (A added, C changed, D deleted), in path order; --format json; container diff" {
+	e run --network none --name changed busybox sh -c 'echo new >/newfile; echo "extra:x:1:1::/:/bin/sh" >>/etc/passwd; rm /etc/group; mkdir -p /a/b; echo f >/a/b/file; mkdir -p /private/inner; chown -R 1000:1000 /private; chmod 700 /private /private/inner' >/dev/null
+	# /private: another user's, unreadable to the rootless user outside the store's user namespace.
+	expected=$'A /a\nA /a/b\nA /a/b/file\nC /etc\nD /etc/group\nC /etc/passwd\nA /newfile\nA /private\nA /private/inner'
+	run --separate-stderr e diff changed
+	assert_status 0
+	assert_eq "$output" "$expected"
+	assert_eq "$stderr" ""
+	run e container diff changed
+	assert_status 0
+	assert_eq "$output" "$expected"
+	run --separate-stderr e diff --format json changed
+	assert_status 0
+	assert_eq "$(jq -c .changed <<<"$output")" '["/etc","/etc/passwd"]'
+	assert_eq "$(jq -c .added <<<"$output")" '["/a","/a/b","/a/b/file","/newfile","/private","/private/inner"]'
+	assert_eq "$(jq -c .deleted <<<"$output")" '["/etc/group"]'
+	assert_eq "$(jq -c 'keys_unsorted' <<<"$output")" '["changed","added","deleted"]'
+	# A directory removed and made again (opaque): what the image had in it is deleted.
+	e run --network none --name remade busybox sh -c 'rm -rf /home; mkdir -p /home/new' >/dev/null
+	run e diff remade
+	assert_status 0
+	assert_eq "$output" $'C /home\nA /home/new\nD /home/user'
+	# Never started: no changes (json: an empty object, as podman's omitempty lists).
+	e create --network none --name fresh busybox true >/dev/null
+	run e diff fresh
+	assert_status 0
+	assert_eq "$output" ""
+	run e diff --format json fresh
+	assert_eq "$output" "{}"
+}
+
+@test "diff: a running container's changes so far; unknown container and format are one-line errors" {
+	e run -d --network none --name live busybox sleep 1000 >/dev/null
+	e exec live sh -c 'echo now >/made-live; mkdir /tmp/sub; rm -rf /var/tmp'
+	run --separate-stderr e diff live
+	assert_status 0
+	assert_eq "$output" $'A /made-live\nC /tmp\nA /tmp/sub\nC /var\nD /var/tmp'
+	run --separate-stderr e diff nosuch
+	assert_status 125
+	assert_eq "$stderr" 'berth: no container with name or ID "nosuch" found'
+	run --separate-stderr e diff --format table live
+	assert_status 125
+	assert_eq "$stderr" "berth: only supported value for '--format' is 'json'"
+}
+
 @test "system df and system prune: what is used, what is reclaimable, what prune removes" {
 	e run --name done busybox sh -c 'dd if=/dev/zero of=/blob bs=1k count=64 2>/dev/null' >/dev/null
 	dangling=$(e commit done)

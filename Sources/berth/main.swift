@@ -24,6 +24,7 @@ struct Berth: ParsableCommand {
             StopCommand.self, RestartCommand.self, RmCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self,
             RenameCommand.self, PortCommand.self, ContainerCommand.self, VolumeCommand.self, NetworkCommand.self,
             AttachCommand.self, TopCommand.self, StatsCommand.self, CpCommand.self, CommitCommand.self, ExportCommand.self,
+            DiffCommand.self,
         ]
     )
 }
@@ -44,7 +45,7 @@ struct EngineRoot: ParsableCommand {
 /// runc's (bundles, ids in the runtime state).
 enum EngineDispatch {
     static let engineOnly: Set<String> = ["stop", "restart", "rm", "inspect", "logs", "wait", "rename", "port", "container",
-                                          "volume", "network", "attach", "top", "stats", "cp", "commit", "export"]
+                                          "volume", "network", "attach", "top", "stats", "cp", "commit", "export", "diff"]
 
     static func isEngine(_ rest: [String]) -> Bool {
         guard let command = rest.first else { return false }

@@ -385,6 +385,34 @@ assert_group_gone() {
 	assert_eq "$(state_field "$ID" .status)" running
 }
 
+@test "hybrid host: run --cgroups: disabled runs without a group of its own and refuses limits; enabled and no-conmon run; anything else is refused" {
+	[[ -n $V2 ]] || skip "no cgroup v2 hierarchy is mounted here"
+	local store="$BATS_TEST_TMPDIR/store" runroot="$BATS_TEST_TMPDIR/engine-run"
+	eng() { "$BERTH" --root "$store" --runroot "$runroot" "$@" <"$BERTH_EMPTY"; }
+	tar -C "$BERTH_ROOTFS" -czf "$BATS_TEST_TMPDIR/busybox.tar.gz" .
+	eng import -q -c 'CMD ["sh"]' "$BATS_TEST_TMPDIR/busybox.tar.gz" busybox >/dev/null
+	berth_defer "$BERTH" --root "$store" unshare rm -rf "$store"
+	# disabled: the container stays in the group of the berth that runs it (the monitor's).
+	eng run -d --name nogroup --cgroups=disabled --network none busybox sleep 60 >/dev/null
+	pid=$(eng inspect --format '{{.State.Pid}}' nogroup)
+	monitor=$(eng inspect --format '{{.State.ConmonPid}}' nogroup)
+	assert_eq "$(group_of "$pid")" "$(group_of "$monitor")" "the container's group"
+	eng rm -f nogroup >/dev/null
+	run --separate-stderr eng run --rm --cgroups disabled --network none --pids-limit 10 busybox true
+	assert_status 125
+	assert_fails_with "cgroups are disabled"
+	run --separate-stderr eng run --rm --cgroups sometimes busybox true
+	assert_status 125
+	assert_fails_with '--cgroups "sometimes": expected enabled, disabled, split or no-conmon'
+	for mode in enabled no-conmon; do
+		run eng run --rm --cgroups "$mode" --network none busybox echo "$mode ok"
+		assert_status 0
+		assert_eq "$output" "$mode ok"
+	done
+	run eng ps -a -q
+	assert_eq "$output" ""
+}
+
 @test "hybrid host: rootless pause without a delegated cgroup says why" {
 	need_hybrid
 	[[ $BERTH_AS == rootless ]] || skip "as root berth always has a group here"

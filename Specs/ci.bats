@@ -144,3 +144,17 @@ recipe() {
 		fail "the job failed: $(cat "$BATS_TEST_TMPDIR/both")"
 	assert_eq "$(cat "$BATS_TEST_TMPDIR/both")" "$(for i in 1 2 3 4 5; do echo "out$i"; echo "err$i"; done)"
 }
+
+@test "keep what a job changed: without --rm, diff lists what it added, changed and deleted; cp copies results out" {
+	w=$(workspace)
+	e run --name job --network none -v "$w":/work:O -w /work busybox sh -c 'echo built >/result.txt; echo more >>/etc/motd; rm /etc/group; mkdir -p /out && cp /work/README /out/' >/dev/null
+	run e diff job
+	assert_status 0
+	# /work is the mount point berth made; the checkout under it was an
+	# overlay of its own: nothing in it is part of the container's changes.
+	assert_eq "$output" "$(printf '%s\n' 'C /etc' 'D /etc/group' 'A /etc/motd' 'A /out' 'A /out/README' 'A /result.txt' 'A /work')"
+	e cp job:/result.txt "$BATS_TEST_TMPDIR/result.txt"
+	assert_eq "$(cat "$BATS_TEST_TMPDIR/result.txt")" "built"
+	e rm job >/dev/null
+}
+

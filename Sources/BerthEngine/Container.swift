@@ -110,6 +110,8 @@ package struct ContainerConfig: Codable, Sendable {
     package var stopTimeout = 10
     /// --timeout: seconds the container may run before it is stopped (nil: no limit).
     package var timeout: Int? = nil
+    /// run/create --cgroups: enabled, disabled or split (nil: the global --cgroups).
+    package var cgroups: String? = nil
     package var tty = false
     package var interactive = false
     package var autoRemove = false

@@ -2,7 +2,15 @@
 import Glibc
 #endif
 import BerthOS
+import BerthRuntime
 import CBerth
+
+extension ContainerConfig {
+    /// Its own --cgroups, else the global one.
+    func cgroupMode(default mode: CgroupMode) -> CgroupMode {
+        cgroups.flatMap(CgroupMode.init(rawValue:)) ?? mode
+    }
+}
 
 /// The deadlines of the process that supervises a container (a foreground
 /// `run`, or the monitor): `--timeout` (the stop signal when it passes,

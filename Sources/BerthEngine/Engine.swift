@@ -153,7 +153,7 @@ package struct Engine: Sendable {
         let observer = ForegroundObserver(engine: self, container: container, log: log)
         observer.network = network
         var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
-        options.cgroupMode = cgroupMode
+        options.cgroupMode = container.config.cgroupMode(default: cgroupMode)
         options.observer = observer
         var pipes: [(read: FileDescriptor, write: FileDescriptor)] = []
         if keepLog && !container.config.tty {

@@ -119,7 +119,7 @@ extension Engine {
         observer.network = network
         defer { observer.closeClients() }
         var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
-        options.cgroupMode = cgroupMode
+        options.cgroupMode = container.config.cgroupMode(default: cgroupMode)
         options.observer = observer
         // stdin: an empty pipe (EOF at once), or one kept open with -i.
         var fds: [FileDescriptor] = []

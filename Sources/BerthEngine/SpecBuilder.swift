@@ -37,6 +37,8 @@ package struct CreateOptions: Sendable {
     package var stopTimeout: Int?
     /// --timeout SECONDS (0: none).
     package var timeout: Int?
+    /// --cgroups enabled|disabled|split|no-conmon.
+    package var cgroups: String?
     package var capAdd: [String] = []
     package var capDrop: [String] = []
     package var privileged = false
@@ -186,6 +188,15 @@ package struct SpecBuilder {
         if let timeout = options.stopTimeout {
             guard timeout >= 0 else { throw EngineError(.invalidArgument, "--stop-timeout \(timeout): expected seconds ≥ 0") }
             config.stopTimeout = timeout
+        }
+        if let mode = options.cgroups {
+            // berth has no conmon: its monitor (or the foreground berth)
+            // stays in the caller's group, which is podman's no-conmon.
+            let known = ["enabled", "disabled", "split", "no-conmon"]
+            guard known.contains(mode) else {
+                throw EngineError(.invalidArgument, "--cgroups \"\(mode)\": expected enabled, disabled, split or no-conmon")
+            }
+            config.cgroups = mode == "no-conmon" ? "enabled" : mode
         }
         if let timeout = options.timeout {
             guard timeout >= 0 else { throw EngineError(.invalidArgument, "--timeout \(timeout): expected seconds ≥ 0") }

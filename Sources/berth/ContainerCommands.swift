@@ -52,6 +52,7 @@ struct ContainerCreateFlags: ParsableArguments {
     @Option(name: [.short, .customLong("label")], help: "Set a label KEY=VALUE.") var label: [String] = []
     @Option(name: .customLong("stop-signal"), help: "Signal that stops the container (default: the image's, or SIGTERM).") var stopSignal: String?
     @Option(name: .customLong("stop-timeout"), help: "Seconds to wait after the stop signal before SIGKILL (default 10).") var stopTimeout: Int?
+    @Option(help: "cgroups: enabled (a group per container), disabled, split (under berth's own delegated group, as in a Delegate=yes unit), no-conmon (= enabled).") var cgroups: String?
     @Option(help: "Seconds the container may run: then the stop signal, SIGKILL after --stop-timeout; a foreground run exits 124 (default 0: no limit).") var timeout: Int?
     @Option(help: "Pull the image: always, missing (default) or never.") var pull: String = "missing"
     @Option(name: .customLong("tls-verify"), help: "For a pull: require HTTPS with a verified certificate.") var tlsVerify: Bool?
@@ -108,6 +109,7 @@ struct ContainerCreateFlags: ParsableArguments {
         options.stopSignal = stopSignal
         options.stopTimeout = stopTimeout
         options.timeout = timeout
+        options.cgroups = cgroups
         options.capAdd = capAdd
         options.capDrop = capDrop
         options.privileged = privileged
@@ -164,7 +166,7 @@ struct CreateRequest {
     static func scan(_ arguments: [String]) -> CreateRequest? {
         let valued: Set<String> = [
             "name", "e", "env", "env-file", "u", "user", "w", "workdir", "entrypoint", "hostname", "tmpfs", "v", "volume",
-            "mount", "l", "label", "stop-signal", "stop-timeout", "timeout", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
+            "mount", "l", "label", "stop-signal", "stop-timeout", "timeout", "cgroups", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
             "security-opt", "m", "memory", "cpus", "pids-limit", "ulimit", "userns", "network", "net", "cidfile", "restart", "log-opt",
             "ip", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "p", "publish", "expose",
         ]
@@ -196,6 +198,7 @@ struct CreateRequest {
             guard let seconds = Int(timeout) else { return nil }
             options.stopTimeout = seconds
         }
+        options.cgroups = flags.value("cgroups")
         if let timeout = flags.value("timeout") {
             guard let seconds = Int(timeout) else { return nil }
             options.timeout = seconds

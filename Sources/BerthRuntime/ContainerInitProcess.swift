@@ -22,6 +22,10 @@ package enum ContainerInitProcess {
         // The launcher learns the process exec'd when every copy of the channel is closed.
         channel.close()
         for fd in 0..<1024 { _ = Glibc.close(Int32(fd)) }
+        // It holds nothing of the host now. Made non-dumpable before, it
+        // never execs, so it would stay that way and its /proc/<pid>/ns
+        // closed to a rootless user: `exec` joins the container through them.
+        _ = berth_prctl(BERTH_PR_SET_DUMPABLE, 1, 0, 0, 0)
         let signals = berth_signalfd_all()
         while true {
             var entry = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)

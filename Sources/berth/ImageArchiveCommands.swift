@@ -82,8 +82,8 @@ struct InfoCommand: ParsableCommand {
             ])),
             ("store", .object([
                 "graphRoot": .string(store.root),
-                "graphDriverName": .string(RootfsDriver.detect(rootless: rootless).rawValue),
-                "rootfs": .string(RootfsDriver.describe(rootless: rootless)),
+                "graphDriverName": .string(RootfsDriver.detect(rootless: rootless, upperOn: store.root).rawValue),
+                "rootfs": .string(RootfsDriver.describe(rootless: rootless, upperOn: store.root)),
                 "imageCount": .integer(Int64(records.count)),
                 "layerCount": .integer(Int64(Files.list(store.layersDirectory).count)),
                 "runRoot": .string(RuntimePaths.defaultStateRoot),

@@ -6,6 +6,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import BerthOCI
 import BerthOS
 
 /// A container as the engine keeps it: what was asked for (config) and
@@ -112,6 +113,12 @@ package struct ContainerConfig: Codable, Sendable {
     package var timeout: Int? = nil
     /// run/create --cgroups: enabled, disabled or split (nil: the global --cgroups).
     package var cgroups: String? = nil
+    /// --sdnotify: container, conmon, healthy or ignore (nil: container); see ContainerReadiness.
+    package var sdNotifyMode: String? = nil
+    /// $NOTIFY_SOCKET when the container was created (nil: unset, or --sdnotify ignore).
+    package var sdNotifySocket: String? = nil
+    /// --health-* or the image's HEALTHCHECK, defaults filled in (nil: no check).
+    package var healthcheck: HealthConfig? = nil
     package var tty = false
     package var interactive = false
     package var autoRemove = false
@@ -134,6 +141,10 @@ package struct ContainerConfig: Codable, Sendable {
     package var exposedPorts: [String] = []
     /// Log rotation size in bytes (nil: unlimited).
     package var logMaxSize: Int64? = nil
+    /// --log-driver: k8s-file, journald, passthrough, passthrough-tty or none (nil: k8s-file).
+    package var logDriver: String? = nil
+    /// --log-opt tag=TAG (journald), its templates not yet filled in.
+    package var logTag: String? = nil
 
     package init() {}
 
@@ -161,6 +172,10 @@ package struct ContainerState: Codable, Sendable {
     package var stopRequested = false
     /// Set while its network is set up (netns, netavark, pasta), cleared by teardown.
     package var network: NetworkState? = nil
+    /// The health check's results (containers with one, once started).
+    package var health: HealthState? = nil
+    /// --sdnotify healthy: READY=1 went out in this run (its first healthy check).
+    package var readyNotified: Bool? = nil
 
     package init() {}
 }
@@ -235,7 +250,7 @@ extension Container {
             return "Created"
         case "running":
             let started = state.startedAt.flatMap(Timestamps.seconds(of:)) ?? now
-            return "Up " + Timestamps.humanDuration(now - started)
+            return "Up " + Timestamps.humanDuration(now - started) + (state.health.map { " (\($0.status))" } ?? "")
         case "paused":
             return "Paused"
         case "restarting":

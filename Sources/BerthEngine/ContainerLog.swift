@@ -653,7 +653,7 @@ private struct LogFile {
 
 /// Turns records into entries: joins each stream's `P` pieces with the
 /// piece that ends the line.
-private struct LogRecordParser {
+struct LogRecordParser {
     struct Pending {
         var time: Timestamp
         var content: [UInt8]
@@ -715,7 +715,7 @@ private struct LogRecordParser {
 }
 
 /// Records in, filtered entries out.
-private struct LogPipeline {
+struct LogPipeline {
     var parser = LogRecordParser()
     var emitter: LogEmitter
 
@@ -733,7 +733,7 @@ private struct LogPipeline {
 }
 
 /// Applies `since`/`until` and, until `flush`, keeps only the last `tail` entries.
-private struct LogEmitter {
+struct LogEmitter {
     let since: Timestamp?
     let until: Timestamp?
     var tail: Int?

@@ -142,21 +142,21 @@ package struct Engine: Sendable {
     }
 
     /// Runs a created or exited container in the foreground: berth is the
-    /// container's parent, its stdio the container's (copied to the log
-    /// unless the container is removed at exit). Returns the container's
+    /// container's parent, its stdio the container's (copied to the log its
+    /// driver keeps; k8s-file keeps none for --rm). Returns the container's
     /// exit code, or throws with the code to exit with.
     package func runForeground(_ container: Container) throws(StartError) -> Int32 {
         try prepareStart(container)
+        // The log by its driver; without one (none, passthrough, k8s-file with --rm) the container writes to berth's stdio.
+        let log = try openLog(container, foreground: true)
         let network = try startNetwork(container)
-        let keepLog = !container.config.autoRemove
-        let log = keepLog ? try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize) : nil
         let observer = ForegroundObserver(engine: self, container: container, log: log)
         observer.network = network
         var options = LaunchOptions(id: container.id, bundle: containers.path(container.id), mode: .runForeground)
         options.cgroupMode = container.config.cgroupMode(default: cgroupMode)
         options.observer = observer
         var pipes: [(read: FileDescriptor, write: FileDescriptor)] = []
-        if keepLog && !container.config.tty {
+        if log != nil && !container.config.tty {
             // The container writes into pipes; berth copies them to its own stdout/stderr and the log.
             for _ in 0..<2 { if let pipe = try? makePipe() { pipes.append(pipe) } }
             if pipes.count == 2 {
@@ -351,6 +351,7 @@ extension Engine {
             record.state.exitCode = nil
             record.state.error = nil
             record.state.oomKilled = false
+            record.state.resetHealth(record.config)
             if clearStop { record.state.stopRequested = false }
         }
     }
@@ -373,20 +374,23 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
     let container: Container
     var closeAfterStart: [FileDescriptor] = []
     var network: NetworkSession?
-    private var writer: LogWriter?
+    private var writer: LogSink?
     let timer: ContainerTimer
+    let readiness: ContainerReadiness
 
-    init(engine: Engine, container: Container, log: LogWriter?) {
+    init(engine: Engine, container: Container, log: LogSink?) {
         self.engine = engine
         self.container = container
         self.writer = log
         self.timer = ContainerTimer(config: container.config)
+        self.readiness = ContainerReadiness(engine: engine, container: container)
     }
 
-    func descriptors() -> [Int32] { timer.descriptors }
+    func descriptors() -> [Int32] { timer.descriptors + readiness.descriptors }
 
     func ready(_ fd: Int32) -> [UInt8]? {
         if fd == timer.fd { timer.fired() }
+        if readiness.handles(fd) { readiness.ready(fd) }
         return nil
     }
 
@@ -402,6 +406,7 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
         closeAfterStart = []
         engine.recordStarted(container.id, pid: pid, startTime: startTime, clearStop: true)
         timer.started(pid: pid)
+        readiness.started(pid: pid)
     }
 
     func output(stream: Int, bytes: ArraySlice<UInt8>) {
@@ -415,6 +420,7 @@ final class ForegroundObserver: LaunchObserver, @unchecked Sendable {
 
     func finished(status: ExitStatus, oomKilled: Bool) {
         // Before the exit is recorded: whoever waits for it finds the network gone.
+        readiness.finished()
         network?.tearDown()
         engine.recordExit(container.id, status: status, oomKilled: oomKilled, error: timer.timedOut ? timer.message : nil)
     }

@@ -46,6 +46,9 @@ extension Engine {
         _ = setsid()
         signal(SIGPIPE, SIG_IGN)
         signal(SIGHUP, SIG_IGN)
+        // passthrough: the container's stdout and stderr are the caller's
+        // (a unit's journal stream under systemd), kept before they are replaced.
+        let passthrough = container.config.loggingDriver.isPassthrough ? keepCallerOutput() : nil
         // Its own messages (warnings) go to a file next to the log.
         let directory = containers.path(container.id)
         if let file = try? FileDescriptor.open(directory + "/monitor.log", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode: 0o600) {
@@ -65,7 +68,7 @@ extension Engine {
         var current = container
         var attempt = 0
         while true {
-            let code = monitorOnce(current, report: &reportFD, listener: listener)
+            let code = monitorOnce(current, report: &reportFD, listener: listener, passthrough: passthrough)
             guard let code else { break } // failed to start
             guard let record = containers.load(container.id) else { _exit(0) } // removed meanwhile
             current = record
@@ -99,12 +102,29 @@ extension Engine {
         _exit(0)
     }
 
+    /// Copies of this process's stdout and stderr above 2, close-on-exec
+    /// (the launch puts them on the container's 1 and 2).
+    private func keepCallerOutput() -> (out: FileDescriptor, err: FileDescriptor)? {
+        let out = fcntl(1, F_DUPFD_CLOEXEC, 3)
+        let err = fcntl(2, F_DUPFD_CLOEXEC, 3)
+        guard out >= 0, err >= 0 else {
+            if out >= 0 { close(out) }
+            if err >= 0 { close(err) }
+            return nil
+        }
+        return (FileDescriptor(rawValue: out), FileDescriptor(rawValue: err))
+    }
+
     /// One run of the container: nil when it could not start.
-    private func monitorOnce(_ container: Container, report: inout FileDescriptor?, listener: Int32?) -> Int32? {
+    private func monitorOnce(_ container: Container, report: inout FileDescriptor?, listener: Int32?,
+                             passthrough: (out: FileDescriptor, err: FileDescriptor)? = nil) -> Int32? {
         let network: NetworkSession
+        var log: LogSink? = nil
         do {
+            log = try openLog(container, foreground: false, passthroughOutput: passthrough?.out)
             network = try startNetwork(container)
         } catch {
+            log?.close()
             if let fd = report {
                 try? fd.writeAll("error:\(error.code):\(error.message)")
                 fd.close()
@@ -113,7 +133,6 @@ extension Engine {
             return nil
         }
         defer { network.tearDown() }
-        let log = try? LogWriter(path: containers.logPath(container.id), maxSize: container.config.logMaxSize)
         let observer = MonitorObserver(engine: self, container: container, log: log, report: report)
         observer.listener = listener
         observer.network = network
@@ -127,7 +146,10 @@ extension Engine {
         guard let input = try? makePipe() else { return nil }
         fds += [input.read, input.write]
         if !container.config.interactive { input.write.close(); fds.removeLast() } else { observer.input = input.write }
-        if !container.config.tty, let out = try? makePipe(), let err = try? makePipe() {
+        if let passthrough, !container.config.tty {
+            options.stdio = [input.read.rawValue, passthrough.out.rawValue, passthrough.err.rawValue]
+            observer.closeAfterStart = [input.read]
+        } else if !container.config.tty, let out = try? makePipe(), let err = try? makePipe() {
             fds += [out.read, err.read]
             options.stdio = [input.read.rawValue, out.write.rawValue, err.write.rawValue]
             options.outputs = [out.read, err.read]
@@ -158,18 +180,20 @@ extension Engine {
 final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     let engine: Engine
     let container: Container
-    var log: LogWriter?
+    var log: LogSink?
     var report: FileDescriptor?
     var closeAfterStart: [FileDescriptor] = []
     var network: NetworkSession?
     let timer: ContainerTimer
+    let readiness: ContainerReadiness
 
-    init(engine: Engine, container: Container, log: LogWriter?, report: FileDescriptor?) {
+    init(engine: Engine, container: Container, log: LogSink?, report: FileDescriptor?) {
         self.engine = engine
         self.container = container
         self.log = log
         self.report = report
         self.timer = ContainerTimer(config: container.config)
+        self.readiness = ContainerReadiness(engine: engine, container: container)
     }
 
     func forwarded(signal: Int32) { timer.forwarded(signal) }
@@ -180,6 +204,8 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
         // A restart keeps stopRequested: a stop that raced the restart still wins.
         engine.recordStarted(container.id, pid: pid, startTime: startTime, clearStop: false)
         timer.started(pid: pid)
+        // Before `run -d` returns: systemd learns the monitor is the process to watch.
+        readiness.started(pid: pid)
         if let report {
             try? report.writeAll("ok")
             report.close()
@@ -210,11 +236,15 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
     var clients: [Int32] = []
     var input: FileDescriptor?
 
-    func descriptors() -> [Int32] { (listener.map { [$0] } ?? []) + clients + timer.descriptors }
+    func descriptors() -> [Int32] { (listener.map { [$0] } ?? []) + clients + timer.descriptors + readiness.descriptors }
 
     func ready(_ fd: Int32) -> [UInt8]? {
         if fd == timer.fd {
             timer.fired()
+            return nil
+        }
+        if readiness.handles(fd) {
+            readiness.ready(fd)
             return nil
         }
         if fd == listener {
@@ -249,6 +279,7 @@ final class MonitorObserver: LaunchObserver, @unchecked Sendable {
 
     func finished(status: ExitStatus, oomKilled: Bool) {
         // Before the exit is recorded: whoever waits for it finds the network gone.
+        readiness.finished()
         network?.tearDown()
         engine.recordExit(container.id, status: status, oomKilled: oomKilled, error: timer.timedOut ? timer.message : nil)
     }

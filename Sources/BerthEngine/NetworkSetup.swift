@@ -556,7 +556,7 @@ package final class NetworkSession: @unchecked Sendable {
         defer { log?.close() }
         let config = RootlessportConfig(
             mappings: NetavarkInput.ports(container.config.ports) ?? [], netNSPath: "/proc/\(holder)/ns/net",
-            exitFD: exitPipe.read.rawValue, readyFD: readyPipe.write.rawValue, tmpDir: engine.rootlessNetns.directory,
+            exitFD: exitPipe.read.rawValue, readyFD: readyPipe.write.rawValue, tmpDir: ".",
             childIP: childIP, containerID: container.id)
         let input: [UInt8]
         do { input = Array(try JSONEncoder().encode(config)) } catch { throw EngineError(.failed, "encode rootlessport's input: \(error)") }
@@ -564,7 +564,11 @@ package final class NetworkSession: @unchecked Sendable {
             helper = try Subprocess.spawnJoined(
                 rootlessport, arguments: [rootlessport], environment: Engine.environment(),
                 stdio: [inputPipe.read.rawValue, log?.rawValue ?? 2, log?.rawValue ?? 2],
-                joining: .init(pid: holder, flags: BERTH_CLONE_NEWUSER), keep: [readyPipe.write.rawValue, exitPipe.read.rawValue])
+                joining: .init(pid: holder, flags: BERTH_CLONE_NEWUSER), keep: [readyPipe.write.rawValue, exitPipe.read.rawValue],
+                // Its sockets go in a directory made in TmpDir: relative to
+                // the rootless network's directory, their paths stay short
+                // of sun_path's 108 bytes however long the runroot is.
+                directory: engine.rootlessNetns.directory)
         } catch {
             inputPipe.write.close()
             throw EngineError(.failed, "start \(rootlessport): \(error)")

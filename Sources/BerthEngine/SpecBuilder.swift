@@ -39,6 +39,9 @@ package struct CreateOptions: Sendable {
     package var timeout: Int?
     /// --cgroups enabled|disabled|split|no-conmon.
     package var cgroups: String?
+    /// --sdnotify container|conmon|healthy|ignore, and the --health-* flags (Notify.swift, HealthCheck.swift).
+    package var sdnotify: String?
+    package var health = HealthOptions()
     package var capAdd: [String] = []
     package var capDrop: [String] = []
     package var privileged = false
@@ -63,6 +66,8 @@ package struct CreateOptions: Sendable {
     package var restart = "no"
     package var autoRemove = false
     package var logOpts: [String] = []
+    /// --log-driver k8s-file|journald|passthrough|passthrough-tty|none (nil: k8s-file).
+    package var logDriver: String?
 
     package init() {}
 }
@@ -210,11 +215,12 @@ package struct SpecBuilder {
         config.autoRemove = options.autoRemove
         config.initProcess = options.initProcess
         config.readOnly = options.readOnly
-        config.logMaxSize = try parseLogOptions()
+        try applyLogOptions(to: &config)
 
         // Security.
         try applySecurity(&spec)
         try applyResources(&spec)
+        try applyHealthAndNotify(&spec, config: &config, image: inner.Healthcheck, directory: directory)
 
         // Root file system: the image's layers under an overlay.
         spec.root = Root(path: "rootfs", readonly: options.readOnly)
@@ -249,7 +255,7 @@ package struct SpecBuilder {
         }
         spec.mounts = (spec.mounts ?? []) + NetworkPlan.etcMounts(directory: directory, mounts: specMounts)
 
-        let driver = RootfsDriver.detect(rootless: rootless)
+        let driver = RootfsDriver.detect(rootless: rootless, upperOn: directory)
         var overlay = RootfsOverlay(
             driver: driver == .fuseOverlayfs ? .fuseOverlayfs : driver == .copy ? .copy : .overlay,
             layersDirectory: store.layersDirectory,
@@ -295,24 +301,6 @@ package struct SpecBuilder {
         maps.append(LinuxIDMapping(containerID: own, hostID: own, size: 1))
         if size > below { maps.append(LinuxIDMapping(containerID: own + 1, hostID: range.lowerBound + below, size: size - below)) }
         return maps
-    }
-
-    /// `--log-opt max-size=10m` (and path, which is refused: the log lives with the container).
-    func parseLogOptions() throws(EngineError) -> Int64? {
-        var maxSize: Int64? = nil
-        for option in options.logOpts {
-            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
-            switch parts.first {
-            case "max-size" where parts.count == 2:
-                guard let size = ResourceFlags.parseBytes(parts[1]), size > 0 else {
-                    throw EngineError(.invalidArgument, "--log-opt \"\(option)\": expected a size such as 10m")
-                }
-                maxSize = size
-            default:
-                throw EngineError(.invalidArgument, "--log-opt \"\(option)\": berth knows max-size=SIZE")
-            }
-        }
-        return maxSize
     }
 
     // MARK: users

@@ -263,6 +263,8 @@ public struct ImageConfiguration: Codable, Sendable, Equatable {
         public var WorkingDir: String?
         public var Labels: [String: String]?
         public var StopSignal: String?
+        /// HEALTHCHECK (docker's image config; OCI's has no such field).
+        public var Healthcheck: HealthConfig?
         public init() {}
     }
 

@@ -62,7 +62,7 @@ public enum Subprocess {
 
     /// posix_spawn with `stdio` as its descriptors 0, 1, 2 and the signal
     /// state of a fresh process (berth may have signals blocked or ignored).
-    static func spawn(_ path: String, arguments: [String], environment: [String], stdio: [Int32],
+    package static func spawn(_ path: String, arguments: [String], environment: [String], stdio: [Int32],
                       joining: Namespaces? = nil) throws(Errno) -> pid_t {
         if let joining { return try spawnJoined(path, arguments: arguments, environment: environment, stdio: stdio, joining: joining) }
         var actions = posix_spawn_file_actions_t()
@@ -102,13 +102,14 @@ public enum Subprocess {
 
     /// fork, join `joining`'s namespaces, exec; `keep` descriptors survive the exec.
     public static func spawnJoined(_ path: String, arguments: [String], environment: [String], stdio: [Int32],
-                                   joining: Namespaces, keep: [Int32] = []) throws(Errno) -> pid_t {
+                                   joining: Namespaces, keep: [Int32] = [], directory: String? = nil) throws(Errno) -> pid_t {
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         var envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) }; for p in envp { free(p) } }
         let pid = stdio.withUnsafeBufferPointer { io in
             keep.withUnsafeBufferPointer { kept in
-                berth_spawn_joined(joining.pid, joining.flags, path, &argv, &envp, io.baseAddress, kept.baseAddress, Int32(kept.count))
+                berth_spawn_joined(joining.pid, joining.flags, path, &argv, &envp, io.baseAddress, kept.baseAddress, Int32(kept.count),
+                                   directory)
             }
         }
         if pid < 0 { throw Errno.current }

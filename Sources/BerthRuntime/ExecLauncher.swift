@@ -169,6 +169,7 @@ public enum ExecLauncher {
         // What the launch parsed and compiled is garbage now: give the heap
         // back before waiting, since this process lives as long as the container.
         _ = berth_malloc_trim()
+        options.observer?.started(pid: child, startTime: processStartTime(child) ?? 0)
         return Supervisor(pid: child, master: master, outputs: options.outputs, observer: options.observer).wait().shellCode
     }
 

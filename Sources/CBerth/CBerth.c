@@ -497,7 +497,7 @@ static int join_namespaces(pid_t target, int flags) {
 }
 
 pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const argv[], char *const envp[],
-                         const int stdio[3], const int *keep, int keep_count) {
+                         const int stdio[3], const int *keep, int keep_count, const char *directory) {
     pid_t pid = fork();
     if (pid != 0) return pid;
     sigset_t empty;
@@ -509,6 +509,10 @@ pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const 
     }
     if (join_namespaces(target, flags) != 0) {
         dprintf(2, "join the namespaces of %d: %s\n", (int)target, strerror(errno));
+        _exit(126);
+    }
+    if (directory && chdir(directory) != 0) {
+        dprintf(2, "chdir %s: %s\n", directory, strerror(errno));
         _exit(126);
     }
     berth_cloexec_from(3);
@@ -558,4 +562,59 @@ int berth_timer_arm(int fd, long milliseconds) {
     spec.it_value.tv_nsec = (milliseconds % 1000) * 1000000L;
     if (milliseconds <= 0) spec.it_value.tv_nsec = 1; // "now", not disarmed
     return timerfd_settime(fd, 0, &spec, NULL);
+}
+
+// The systemd journal's native protocol (BerthEngine's Journald.swift).
+
+int berth_unix_dgram_connect(const char *path) {
+    struct sockaddr_un addr = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
+    strcpy(addr.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    int r;
+    do { r = connect(s, (struct sockaddr *)&addr, sizeof addr); } while (r < 0 && errno == EINTR);
+    if (r < 0) { int e = errno; close(s); errno = e; return -1; }
+    return s;
+}
+
+int berth_sealed_memfd(const char *name, const void *data, unsigned long len) {
+    int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0) return -1;
+    const char *p = data;
+    unsigned long left = len;
+    while (left > 0) {
+        ssize_t n = write(fd, p, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) { int e = n < 0 ? errno : EIO; close(fd); errno = e; return -1; }
+        p += n;
+        left -= (unsigned long)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) != 0) {
+        int e = errno; close(fd); errno = e; return -1;
+    }
+    return fd;
+}
+
+int berth_send_only_fd(int sock, int fd) {
+    struct msghdr msg = {0};
+    char buf[CMSG_SPACE(sizeof(int))];
+    memset(buf, 0, sizeof buf);
+    msg.msg_control = buf;
+    msg.msg_controllen = sizeof buf;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    ssize_t r;
+    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return r < 0 ? -1 : 0;
+}
+
+int berth_socket_send_buffer(int sock) {
+    int size = 0;
+    socklen_t len = sizeof size;
+    if (getsockopt(sock, SOL_SOCKET, SO_SNDBUF, &size, &len) != 0) return -1;
+    return size;
 }

@@ -54,6 +54,13 @@ struct ContainerCreateFlags: ParsableArguments {
     @Option(name: .customLong("stop-timeout"), help: "Seconds to wait after the stop signal before SIGKILL (default 10).") var stopTimeout: Int?
     @Option(help: "cgroups: enabled (a group per container), disabled, split (under berth's own delegated group, as in a Delegate=yes unit), no-conmon (= enabled).") var cgroups: String?
     @Option(help: "Seconds the container may run: then the stop signal, SIGKILL after --stop-timeout; a foreground run exits 124 (default 0: no limit).") var timeout: Int?
+    @Option(help: "$NOTIFY_SOCKET: container (default: the container gets a proxy socket), conmon (READY=1 once it runs), healthy (READY=1 once its check passes) or ignore.") var sdnotify: String?
+    @Option(name: .customLong("health-cmd"), help: "Health check: a shell command, a JSON array, or none.") var healthCmd: String?
+    @Option(name: .customLong("health-interval"), help: "Time between checks (default 30s), or disable.") var healthInterval: String?
+    @Option(name: .customLong("health-retries"), help: "Failed checks in a row that make it unhealthy (default 3).") var healthRetries: String?
+    @Option(name: .customLong("health-start-period"), help: "Time after the start when failed checks do not count (default 0s).") var healthStartPeriod: String?
+    @Option(name: .customLong("health-timeout"), help: "Time a check may take (default 30s).") var healthTimeout: String?
+    @Flag(name: .customLong("no-healthcheck"), help: "No health check, not even the image's.") var noHealthcheck = false
     @Option(help: "Pull the image: always, missing (default) or never.") var pull: String = "missing"
     @Option(name: .customLong("tls-verify"), help: "For a pull: require HTTPS with a verified certificate.") var tlsVerify: Bool?
     @Option(help: "For a pull: OS/ARCH[/VARIANT].") var platform: String?
@@ -83,7 +90,8 @@ struct ContainerCreateFlags: ParsableArguments {
     @Option(help: "Write the container id to this file.") var cidfile: String?
     @Flag(help: "Replace a container of the same --name.") var replace = false
     @Option(help: "Restart policy: no, on-failure[:N], always, unless-stopped.") var restart: String = "no"
-    @Option(name: .customLong("log-opt"), help: "Log option: max-size=SIZE (rotates).") var logOpt: [String] = []
+    @Option(name: .customLong("log-opt"), help: "Log option: max-size=SIZE (k8s-file: rotates), tag=TAG (journald).") var logOpt: [String] = []
+    @Option(name: .customLong("log-driver"), help: "Where the output goes: k8s-file (default), journald, passthrough, passthrough-tty or none.") var logDriver: String?
     @Argument(help: "The image.") var image: String
     @Argument(parsing: .captureForPassthrough, help: "Command and arguments (default: the image's).") var command: [String] = []
 
@@ -110,6 +118,13 @@ struct ContainerCreateFlags: ParsableArguments {
         options.stopTimeout = stopTimeout
         options.timeout = timeout
         options.cgroups = cgroups
+        options.sdnotify = sdnotify
+        options.health.command = healthCmd
+        options.health.interval = healthInterval
+        options.health.retries = healthRetries
+        options.health.startPeriod = healthStartPeriod
+        options.health.timeout = healthTimeout
+        options.health.disabled = noHealthcheck
         options.capAdd = capAdd
         options.capDrop = capDrop
         options.privileged = privileged
@@ -133,6 +148,7 @@ struct ContainerCreateFlags: ParsableArguments {
         options.restart = restart
         options.autoRemove = rm
         options.logOpts = logOpt
+        options.logDriver = logDriver
         var request = CreateRequest(options: options)
         request.detach = detach
         request.envFiles = envFile
@@ -167,11 +183,12 @@ struct CreateRequest {
         let valued: Set<String> = [
             "name", "e", "env", "env-file", "u", "user", "w", "workdir", "entrypoint", "hostname", "tmpfs", "v", "volume",
             "mount", "l", "label", "stop-signal", "stop-timeout", "timeout", "cgroups", "pull", "tls-verify", "platform", "creds", "cap-add", "cap-drop",
-            "security-opt", "m", "memory", "cpus", "pids-limit", "ulimit", "userns", "network", "net", "cidfile", "restart", "log-opt",
+            "security-opt", "m", "memory", "cpus", "pids-limit", "ulimit", "userns", "network", "net", "cidfile", "restart", "log-opt", "log-driver",
             "ip", "mac-address", "network-alias", "dns", "dns-search", "dns-option", "add-host", "p", "publish", "expose",
+            "sdnotify", "health-cmd", "health-interval", "health-retries", "health-start-period", "health-timeout",
         ]
         let switches: Set<String> = ["d", "detach", "rm", "i", "interactive", "t", "tty", "read-only", "init", "privileged", "replace",
-                                     "P", "publish-all"]
+                                     "P", "publish-all", "no-healthcheck"]
         var scanner = FlagScanner(arguments)
         guard let flags = scanner.scan(valued: valued, switches: switches, stopAtFirstPositional: true),
               let image = scanner.positional.first else { return nil }
@@ -203,6 +220,13 @@ struct CreateRequest {
             guard let seconds = Int(timeout) else { return nil }
             options.timeout = seconds
         }
+        options.sdnotify = flags.value("sdnotify")
+        options.health.command = flags.value("health-cmd")
+        options.health.interval = flags.value("health-interval")
+        options.health.retries = flags.value("health-retries")
+        options.health.startPeriod = flags.value("health-start-period")
+        options.health.timeout = flags.value("health-timeout")
+        options.health.disabled = flags.has("no-healthcheck")
         options.capAdd = flags.values("cap-add")
         options.capDrop = flags.values("cap-drop")
         options.privileged = flags.has("privileged")
@@ -226,6 +250,7 @@ struct CreateRequest {
         options.restart = flags.value("restart") ?? "no"
         options.autoRemove = flags.has("rm")
         options.logOpts = flags.values("log-opt")
+        options.logDriver = flags.value("log-driver")
         var request = CreateRequest(options: options)
         request.detach = flags.has("d", "detach")
         request.envFiles = flags.values("env-file")
@@ -325,7 +350,8 @@ struct EngineRunCommand: ParsableCommand {
         do {
             if request.detach {
                 try engine.startDetached(container)
-                printOut(container.id)
+                // As podman: with passthrough this stdout is the container's output, not for its id.
+                if !container.config.loggingDriver.isPassthrough { printOut(container.id) }
                 return
             }
             let code = try engine.runForeground(container)
@@ -681,6 +707,7 @@ enum ContainerDetails {
             "ConmonPid": .integer(Int64(running ? state.monitorPid : 0)),
         ]
         if state.status == "exited" && state.exitCode == nil { stateObject["ExitCodeUnknown"] = .bool(true) }
+        if container.config.healthcheck != nil { stateObject["Health"] = .of(state.health ?? HealthState(status: "")) }
         let config = container.config
         let mounts: [JSONValue] = config.mounts.map { mount in
             var object: [String: JSONValue] = [
@@ -701,6 +728,8 @@ enum ContainerDetails {
             }
             return .object(object)
         }
+        // Only k8s-file has a file (podman's LogPath is empty for the others).
+        let logPath = config.loggingDriver == .k8sFile ? engine.containers.logPath(container.id) : ""
         var row: OutputFormat.Row = [
             ("Id", .string(container.id)),
             ("Created", .string(container.created)),
@@ -711,14 +740,16 @@ enum ContainerDetails {
             ("ImageName", .string(container.image)),
             ("Name", .string(container.name)),
             ("RestartCount", .integer(Int64(container.restartCount))),
-            ("Driver", .string(RootfsDriver.detect(rootless: engine.rootless).rawValue)),
-            ("LogPath", .string(engine.containers.logPath(container.id))),
+            ("Driver", .string(RootfsDriver.detect(rootless: engine.rootless, upperOn: engine.containers.path(container.id)).rawValue)),
+            ("LogPath", .string(logPath)),
             ("Mounts", .array(mounts)),
             ("Config", .object([
                 "Hostname": .string(config.hostname), "User": .string(config.user), "Env": .of(config.env),
                 "Cmd": .of(config.cmd), "Entrypoint": .of(config.entrypoint), "WorkingDir": .string(config.workingDir),
                 "Labels": .of(config.labels), "StopSignal": .string(config.stopSignal), "StopTimeout": .integer(Int64(config.stopTimeout)), "Timeout": .integer(Int64(config.timeout ?? 0)),
                 "Tty": .bool(config.tty), "OpenStdin": .bool(config.interactive), "Image": .string(container.image),
+                "SdNotifyMode": .string(config.sdNotifyMode ?? "container"), "SdNotifySocket": .string(config.sdNotifySocket ?? ""),
+                "Healthcheck": config.healthcheck.map { .of($0) } ?? .null,
                 "ExposedPorts": .object(Dictionary(uniqueKeysWithValues: config.exposedPorts.map { ($0, JSONValue.object([:])) })),
             ])),
             ("HostConfig", .object([
@@ -728,8 +759,8 @@ enum ContainerDetails {
                 "DnsOptions": .of(config.dnsOptions), "ExtraHosts": .of(config.addHosts),
                 "RestartPolicy": .object(["Name": .string(config.restartPolicy.name), "MaximumRetryCount": .integer(Int64(config.restartPolicy.maximumRetryCount))]),
                 "Init": .bool(config.initProcess),
-                "LogConfig": .object(["Type": .string("k8s-file"), "Path": .string(engine.containers.logPath(container.id)),
-                                      "Size": .string(config.logMaxSize.map { String($0) } ?? "")]),
+                "LogConfig": .object(["Type": .string(config.loggingDriver.rawValue), "Path": .string(logPath),
+                                      "Tag": .string(config.logTag ?? ""), "Size": .string(config.logMaxSize.map { String($0) } ?? "")]),
             ])),
             ("NetworkSettings", networkSettings(container)),
         ]
@@ -903,18 +934,25 @@ struct LogsCommand: ParsableCommand {
             options.until = time
         }
         options.timestamps = timestamps
+        let driver = found.config.loggingDriver
+        guard driver.isReadable else {
+            throw CommandFailure(code: 125, message: "this container is using the '\(driver.rawValue)' log driver, cannot read logs")
+        }
         signal(SIGPIPE, SIG_IGN)
         let path = engine.containers.logPath(found.id)
         let show = { (entry: LogEntry) in
             let bytes = LogReader.render(entry, timestamps: timestamps)
             try? (entry.stream == .stderr ? FileDescriptor.standardError : FileDescriptor.standardOutput).writeAll(bytes)
         }
-        if follow {
-            try LogReader.follow(path: path, options: options, isRunning: {
-                guard let record = engine.containers.load(found.id) else { return false }
-                let current = engine.refresh(record)
-                return current.state.status == "running" || current.state.status == "paused"
-            }, show)
+        let isRunning = {
+            guard let record = engine.containers.load(found.id) else { return false }
+            let current = engine.refresh(record)
+            return current.state.status == "running" || current.state.status == "paused"
+        }
+        if driver == .journald {
+            try JournalReader.read(containerID: found.id, options: options, follow: follow ? isRunning : nil, show)
+        } else if follow {
+            try LogReader.follow(path: path, options: options, isRunning: isRunning, show)
         } else {
             try LogReader.read(path: path, options: options, show)
         }

@@ -32,6 +32,10 @@ struct AttachCommand: ParsableCommand {
         guard engine.isRunning(found) else {
             throw CommandFailure(code: 125, message: "you can only attach to running containers: \(found.name) is \(found.state.status)")
         }
+        // Its output goes straight to the caller that started it, past the monitor (the message is podman's).
+        if found.config.loggingDriver.isPassthrough {
+            throw CommandFailure(code: 125, message: "this container is using the '\(found.config.loggingDriver.rawValue)' log driver, cannot attach")
+        }
         guard let socket = AttachSocket.connect(directory: engine.containers.path(found.id)) else {
             throw CommandFailure(code: 125, message: "container \(found.name) has no monitor to attach to (it runs in the foreground of another berth)")
         }

@@ -24,7 +24,8 @@ struct Berth: ParsableCommand {
             StopCommand.self, RestartCommand.self, RmCommand.self, InspectCommand.self, LogsCommand.self, WaitCommand.self,
             RenameCommand.self, PortCommand.self, ContainerCommand.self, VolumeCommand.self, NetworkCommand.self,
             AttachCommand.self, TopCommand.self, StatsCommand.self, CpCommand.self, CommitCommand.self, ExportCommand.self,
-            DiffCommand.self,
+            DiffCommand.self, HealthcheckCommand.self,
+            GenerateCommand.self,
         ]
     )
 }
@@ -45,7 +46,7 @@ struct EngineRoot: ParsableCommand {
 /// runc's (bundles, ids in the runtime state).
 enum EngineDispatch {
     static let engineOnly: Set<String> = ["stop", "restart", "rm", "inspect", "logs", "wait", "rename", "port", "container",
-                                          "volume", "network", "attach", "top", "stats", "cp", "commit", "export", "diff"]
+                                          "volume", "network", "attach", "top", "stats", "cp", "commit", "export", "diff", "healthcheck"]
 
     static func isEngine(_ rest: [String]) -> Bool {
         guard let command = rest.first else { return false }
@@ -98,10 +99,12 @@ enum EngineDispatch {
 }
 
 /// podman's commands exit 125 on berth's own errors; runc's exit 1.
-let imageCommands: Set<String> = Set(["pull", "push", "images", "image", "tag", "rmi", "save", "load", "import", "login", "logout", "info", "system", "unshare"])
+let imageCommands: Set<String> = Set(["pull", "push", "images", "image", "tag", "rmi", "save", "load", "import", "login", "logout", "info", "system", "unshare", "generate"])
     .union(EngineDispatch.engineOnly)
 
 func main() -> Int32 {
+    // Run as berth-generator / berth-user-generator: systemd's generator (Specs/systemd-units.md).
+    if let code = QuadletGeneratorCommand.runIfGenerator(CommandLine.arguments) { return code }
     let arguments = Array(CommandLine.arguments.dropFirst())
     let rest: [String]
     do {

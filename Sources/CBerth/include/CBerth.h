@@ -172,15 +172,26 @@ pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[],
 /// the caller's end of the socket pair, closed in the child.
 pid_t berth_holder_start(int sock, int other);
 /// fork+execve of a program inside `target`'s namespaces (flags: CLONE_NEWUSER,
-/// CLONE_NEWNS, CLONE_NEWNET; the user namespace is skipped when already ours).
+/// CLONE_NEWNS, CLONE_NEWNET; the user namespace is skipped when already ours),
+/// in `directory` when it is not NULL.
 pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const argv[], char *const envp[],
-                         const int stdio[3], const int *keep, int keep_count);
+                         const int stdio[3], const int *keep, int keep_count, const char *directory);
 /// Binds a new network namespace to `path` inside `target`'s user and mount
 /// namespaces (with `remove`: unmounts it there).
 int berth_joined_netns_create(pid_t target, const char *path, int remove);
 /// A non-blocking CLOCK_MONOTONIC timerfd, and arming it once, `milliseconds` from now.
 int berth_timer_create(void);
 int berth_timer_arm(int fd, long milliseconds);
+
+/// The systemd journal's native protocol: a unix datagram socket connected
+/// to `path`; a memfd holding `data`, sealed against writes, growing and
+/// shrinking (journald reads only sealed ones); sendmsg of an empty
+/// datagram carrying only `fd` (SCM_RIGHTS), the protocol's form for an
+/// entry too big for a datagram; and SO_SNDBUF, which bounds a datagram.
+int berth_unix_dgram_connect(const char *path);
+int berth_sealed_memfd(const char *name, const void *data, unsigned long len);
+int berth_send_only_fd(int sock, int fd);
+int berth_socket_send_buffer(int sock);
 
 #include "CBerthBPF.h"
 #include "CBerthUnpack.h"

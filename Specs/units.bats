@@ -148,6 +148,25 @@ $unit"
 	assert_eq "$(e generate systemd --new --name web)" "$unit"
 }
 
+@test "generate systemd --new keeps --sdnotify container or healthy, the health check and the log driver" {
+	e create --name hc --network none --sdnotify healthy --health-cmd 'test -e /tmp/ok' --health-interval 2s --health-retries 5 \
+		--log-driver none busybox sleep 100 >/dev/null
+	e generate systemd --new hc >"$BATS_TEST_TMPDIR/hc.service"
+	mapfile -t words < <(exec_start "$BATS_TEST_TMPDIR/hc.service")
+	args=" ${words[*]} "
+	for flags in "--sdnotify=healthy" "--log-driver none" "--health-cmd test -e /tmp/ok" "--health-interval 2s" "--health-retries 5"; do
+		assert_contains "$args" " $flags " "ExecStart's words"
+	done
+	assert_not_contains "$args" "--sdnotify=conmon"
+	# An exec-form check comes back in podman's JSON form; ignore becomes conmon.
+	e create --name hc2 --network none --sdnotify ignore --health-cmd '["test","-d","/tmp"]' busybox sleep 100 >/dev/null
+	e generate systemd --new hc2 >"$BATS_TEST_TMPDIR/hc2.service"
+	mapfile -t words < <(exec_start "$BATS_TEST_TMPDIR/hc2.service")
+	args=" ${words[*]} "
+	assert_contains "$args" ' --sdnotify=conmon '
+	assert_contains "$args" ' --health-cmd ["test","-d","/tmp"] '
+}
+
 @test "generate systemd: errors are one line, exit 125" {
 	e create --name gone --rm --network none busybox true >/dev/null
 	run --separate-stderr e generate systemd nosuch

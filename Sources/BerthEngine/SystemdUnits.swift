@@ -92,7 +92,10 @@ package enum ContainerService {
         if let burst { lines.append("StartLimitBurst=\(burst)") }
         lines.append("TimeoutStopSec=\(stopTimeout + stopMargin)")
         if options.new {
-            var groups: [[String]] = [["--rm"], ["--replace"], ["--name", container.name], ["--sdnotify=conmon"], ["--cgroups=split"]]
+            // conmon's READY=1 unless the container chose to say it itself
+            // (container) or to wait for its health check (healthy).
+            let notify = ["container", "healthy"].contains(container.config.sdNotifyMode ?? "") ? container.config.sdNotifyMode! : "conmon"
+            var groups: [[String]] = [["--rm"], ["--replace"], ["--name", container.name], ["--sdnotify=\(notify)"], ["--cgroups=split"]]
             let flags = ContainerRunFlags.arguments(container, image: image, spec: spec, rootless: rootless, stopTimeout: options.stopTimeout)
             groups += flags.groups
             lines.append("ExecStart=" + SystemdWords.joinLiteral(base + ["run"])
@@ -131,6 +134,27 @@ package enum ContainerRunFlags {
     static let defaultPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
     /// Leaves out the name, --rm, --cgroups, --restart and -d: the unit sets those.
+    /// A Go-style duration for nanoseconds: 30s, 1500ms, 250us.
+    static func duration(_ nanoseconds: Int64) -> String {
+        if nanoseconds % 1_000_000_000 == 0 { return "\(nanoseconds / 1_000_000_000)s" }
+        if nanoseconds % 1_000_000 == 0 { return "\(nanoseconds / 1_000_000)ms" }
+        return "\(nanoseconds / 1000)us"
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
     package static func arguments(_ container: Container, image: ImageConfiguration.Config?, spec: Spec?, rootless: Bool,
                                   stopTimeout: Int? = nil) -> Arguments {
         let config = container.config
@@ -217,6 +241,19 @@ package enum ContainerRunFlags {
             }
         }
         if let size = config.logMaxSize { add("--log-opt", "max-size=\(size)") }
+        if let driver = config.logDriver, driver != "k8s-file" { add("--log-driver", driver) }
+        if let tag = config.logTag { add("--log-opt", "tag=\(tag)") }
+        if let check = config.healthcheck, let test = check.Test, let kind = test.first {
+            switch kind.uppercased() {
+            case "CMD-SHELL": add("--health-cmd", test.dropFirst().joined(separator: " "))
+            case "CMD": add("--health-cmd", "[" + test.dropFirst().map(Self.jsonString).joined(separator: ",") + "]")
+            default: break
+            }
+            if let interval = check.Interval { add("--health-interval", Self.duration(interval)) }
+            if let timeout = check.Timeout { add("--health-timeout", Self.duration(timeout)) }
+            if let start = check.StartPeriod, start > 0 { add("--health-start-period", Self.duration(start)) }
+            if let retries = check.Retries { add("--health-retries", String(retries)) }
+        }
         if let spec { specFlags(spec, rootless: rootless, add: add, flag: { out.groups.append([$0]) }) }
 
         out.trailing = [container.image] + command

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FoundationEssentials
 import BerthOCI
 import BerthOS
 import BerthRuntime
@@ -141,20 +142,6 @@ package enum ContainerRunFlags {
         return "\(nanoseconds / 1000)us"
     }
 
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\t": out += "\\t"
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
-
     package static func arguments(_ container: Container, image: ImageConfiguration.Config?, spec: Spec?, rootless: Bool,
                                   stopTimeout: Int? = nil) -> Arguments {
         let config = container.config
@@ -246,7 +233,11 @@ package enum ContainerRunFlags {
         if let check = config.healthcheck, let test = check.Test, let kind = test.first {
             switch kind.uppercased() {
             case "CMD-SHELL": add("--health-cmd", test.dropFirst().joined(separator: " "))
-            case "CMD": add("--health-cmd", "[" + test.dropFirst().map(Self.jsonString).joined(separator: ",") + "]")
+            case "CMD":
+                // podman's exec form: a JSON array.
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.withoutEscapingSlashes]
+                if let json = try? encoder.encode(Array(test.dropFirst())) { add("--health-cmd", String(decoding: json, as: UTF8.self)) }
             default: break
             }
             if let interval = check.Interval { add("--health-interval", Self.duration(interval)) }

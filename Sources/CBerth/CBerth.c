@@ -330,16 +330,8 @@ ssize_t berth_getxattr(const char *path, const char *name, void *value, size_t s
 
 // Network helpers (BerthEngine's NetworkSetup).
 
-int berth_netns_create(const char *path) {
-    // A child makes the namespace and binds it to `path`; this process
-    // never leaves its own network namespace.
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        if (unshare(CLONE_NEWNET) != 0) _exit(10 + (errno & 0x7f));
-        if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) != 0) _exit(10 + (errno & 0x7f));
-        _exit(0);
-    }
+/// Waits for a helper child that reports failure as exit 10 + errno.
+static int wait_helper(pid_t pid) {
     int status = 0;
     while (waitpid(pid, &status, 0) < 0) {
         if (errno != EINTR) return -1;
@@ -347,6 +339,32 @@ int berth_netns_create(const char *path) {
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
     return -1;
+}
+
+static int join_namespaces(pid_t target, int flags);
+
+/// In a child (joining `target`'s user and mount namespaces when target > 0):
+/// bind a new network namespace to `path`, or with `remove` unmount it.
+static int netns_file(pid_t target, const char *path, int remove) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (target > 0 && join_namespaces(target, CLONE_NEWUSER | CLONE_NEWNS) != 0) _exit(10 + (errno & 0x7f));
+        if (remove) {
+            if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) _exit(10 + (errno & 0x7f));
+            _exit(0);
+        }
+        if (unshare(CLONE_NEWNET) != 0) _exit(10 + (errno & 0x7f));
+        if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) != 0) _exit(10 + (errno & 0x7f));
+        _exit(0);
+    }
+    return wait_helper(pid);
+}
+
+int berth_netns_create(const char *path) {
+    // A child makes the namespace and binds it to `path`; this process
+    // never leaves its own network namespace.
+    return netns_file(0, path, 0);
 }
 
 pid_t berth_spawn_tied(const char *path, char *const argv[], char *const envp[], int in, int out, int err,
@@ -400,13 +418,7 @@ int berth_loopback_up(pid_t pid, int join_user) {
         if (ioctl(s, SIOCSIFFLAGS, &request) != 0) _exit(10 + (errno & 0x7f));
         _exit(0);
     }
-    int status = 0;
-    while (waitpid(child, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-    errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
-    return -1;
+    return wait_helper(child);
 }
 
 // The rootless network namespace's holder (BerthEngine's RootlessNetns).
@@ -526,27 +538,7 @@ pid_t berth_spawn_joined(pid_t target, int flags, const char *path, char *const 
 }
 
 int berth_joined_netns_create(pid_t target, const char *path, int remove) {
-    // In a child that joins `target`'s user and mount namespaces: bind a new
-    // network namespace to `path` there (or, with `remove`, unmount it).
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        if (join_namespaces(target, CLONE_NEWUSER | CLONE_NEWNS) != 0) _exit(10 + (errno & 0x7f));
-        if (remove) {
-            if (umount2(path, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) _exit(10 + (errno & 0x7f));
-            _exit(0);
-        }
-        if (unshare(CLONE_NEWNET) != 0) _exit(10 + (errno & 0x7f));
-        if (mount("/proc/self/ns/net", path, NULL, MS_BIND, NULL) != 0) _exit(10 + (errno & 0x7f));
-        _exit(0);
-    }
-    int status = 0;
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) return -1;
-    }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
-    errno = (WIFEXITED(status) && WEXITSTATUS(status) >= 10) ? WEXITSTATUS(status) - 10 : EIO;
-    return -1;
+    return netns_file(target, path, remove);
 }
 
 // Timers for the supervisor's poll set (BerthEngine's ContainerTimer).

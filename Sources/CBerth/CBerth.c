@@ -228,17 +228,19 @@ int berth_recv_fd(int sock, char *namebuf, int namelen) {
     return fd;
 }
 
-int berth_unix_connect(const char *path) {
+static int unix_connect(const char *path, int type) {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
     strcpy(addr.sun_path, path);
-    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int s = socket(AF_UNIX, type | SOCK_CLOEXEC, 0);
     if (s < 0) return -1;
     int r;
     do { r = connect(s, (struct sockaddr *)&addr, sizeof addr); } while (r < 0 && errno == EINTR);
     if (r < 0) { int e = errno; close(s); errno = e; return -1; }
     return s;
 }
+
+int berth_unix_connect(const char *path) { return unix_connect(path, SOCK_STREAM); }
 
 int berth_unix_listen(const char *path) {
     struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -558,17 +560,7 @@ int berth_timer_arm(int fd, long milliseconds) {
 
 // The systemd journal's native protocol (BerthEngine's Journald.swift).
 
-int berth_unix_dgram_connect(const char *path) {
-    struct sockaddr_un addr = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof addr.sun_path) { errno = ENAMETOOLONG; return -1; }
-    strcpy(addr.sun_path, path);
-    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (s < 0) return -1;
-    int r;
-    do { r = connect(s, (struct sockaddr *)&addr, sizeof addr); } while (r < 0 && errno == EINTR);
-    if (r < 0) { int e = errno; close(s); errno = e; return -1; }
-    return s;
-}
+int berth_unix_dgram_connect(const char *path) { return unix_connect(path, SOCK_DGRAM); }
 
 int berth_sealed_memfd(const char *name, const void *data, unsigned long len) {
     int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);

@@ -2,7 +2,9 @@
 #
 # End-to-end spec of berth under a real systemd (Specs/systemd.md): a
 # foreground `berth run` as the main process of a service, as root in the
-# system manager and rootless in a lingering user's manager.
+# system manager and rootless in a lingering user's manager; Type=notify
+# units for each --sdnotify mode, quadlet .container files through the
+# generator links, and the journald log driver.
 #
 # The tests need systemd as PID 1 and install units, so they run as root
 # inside scripts/vm-systemd (the host's systemd 252 booted in a QEMU VM with a
@@ -57,6 +59,8 @@ LOOP='trap "exit 7" TERM; while :; do sleep 0.1; done'
 # service_unit BIN STORE RUNROOT [LINE...] — a unit whose main process is a
 # foreground `berth run` of container "svc" (the loop), with the lines
 # Specs/systemd.md recommends, then LINE... (more [Service] settings).
+# UNIT_TYPE (default exec), RUN_FLAGS (more flags of `berth run`) and CTR_CMD
+# (the container's command instead of the loop) change it.
 service_unit() {
 	local bin=$1 store=$2 runroot=$3 line
 	shift 3
@@ -65,8 +69,8 @@ service_unit() {
 Description=berth spec $BATS_TEST_NUMBER: a container as a service
 
 [Service]
-Type=exec
-ExecStart=$bin --root $store --runroot $runroot run --rm --replace --name svc --network none busybox sh -c '$LOOP'
+Type=${UNIT_TYPE:-exec}
+ExecStart=$bin --root $store --runroot $runroot run --rm --replace --name svc --network none ${RUN_FLAGS:-} busybox ${CTR_CMD:-sh -c '$LOOP'}
 Delegate=yes
 KillMode=mixed
 TimeoutStopSec=20
@@ -200,6 +204,237 @@ unit_down() { [[ $(systemctl show -p ActiveState --value "$UNIT") == @(inactive|
 	assert_eq "$output" "" "berth ps -a after the second run"
 }
 
+# ------------------------------------------------------------ Type=notify
+# A Type=notify unit is active once READY=1 reached systemd: what sends it is
+# the --sdnotify mode's business (containers.md, "sdnotify and health
+# checks"). The starts below do not block (--no-block) where the unit is to
+# stay activating; ActiveState is polled instead.
+
+# notify_unit MODE [LINE...] — $UNIT as Type=notify with `run --sdnotify=MODE`
+# (RUN_FLAGS: more flags), NotifyAccess=all (READY=1 may come from another
+# process than berth: a health check's).
+notify_unit() {
+	local mode=$1
+	shift
+	UNIT_TYPE=notify RUN_FLAGS="--sdnotify=$mode ${RUN_FLAGS:-}" system_unit NotifyAccess=all "$@"
+}
+
+state_is() { [[ $(systemctl show -p ActiveState --value "$UNIT") == "$1" ]]; }
+
+# never_active — the unit has not been active since it was loaded.
+never_active() { [[ $(systemctl show -p ActiveEnterTimestampMonotonic --value "$UNIT") == 0 ]]; }
+
+# still_activating WHAT — the container runs, the unit waits for READY=1.
+still_activating() {
+	state_is activating && never_active ||
+		fail "$1: $UNIT is not activating: $(systemctl show -p ActiveState -p SubState -p Result "$UNIT" | tr '\n' ' ')- $(journal -u "$UNIT")"
+}
+
+# start_no_block — start $UNIT without waiting for READY=1; wait for its
+# container; sets MAIN, PID, CTR_ID, UNIT_CG and CTR_CG as start_system_unit.
+start_no_block() {
+	timeout 60 systemctl start --no-block "$UNIT" || fail "systemctl start --no-block $UNIT failed"
+	wait_until 90 svc_running || fail "container svc is not running: $(journal -u "$UNIT")"
+	UNIT_CG=$(systemctl show -p ControlGroup --value "$UNIT")
+	MAIN=$(systemctl show -p MainPID --value "$UNIT")
+	PID=$(e inspect --format '{{.State.Pid}}' svc)
+	CTR_ID=$(e inspect --format '{{.Id}}' svc)
+	CTR_CG=$(sed -n 's/^0:://p' "/proc/$PID/cgroup")
+}
+
+# becomes_active — wait for READY=1 to have made $UNIT active.
+becomes_active() {
+	wait_until 90 state_is active ||
+		fail "$UNIT is $(systemctl show -p ActiveState --value "$UNIT"), not active: $(journal -u "$UNIT")"
+}
+
+# stop_unit STATUS — systemctl stop; the container's exit code and nothing left.
+stop_unit() {
+	timeout 120 systemctl stop "$UNIT" || fail "systemctl stop failed: $(journal -u "$UNIT")"
+	assert_eq "$(systemctl show -p ExecMainStatus --value "$UNIT")" "$1" "ExecMainStatus (the container's exit code)"
+	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run e ps -a -q
+	assert_eq "$output" "" "berth ps -a (--rm)"
+}
+
+# assert_main_is_berth [BIN] — MainPID is the foreground berth (BIN, default
+# BERTH: the container's supervisor, its init's parent), not a process of the
+# container's.
+assert_main_is_berth() {
+	[[ $MAIN =~ ^[1-9][0-9]*$ ]] || fail "no MainPID for $UNIT: '$MAIN'"
+	assert_eq "$(readlink "/proc/$MAIN/exe")" "$(readlink -f "${1:-$BERTH}")" "MainPID $MAIN's executable"
+	assert_eq "$(ps -o ppid= -p "$PID" | tr -d ' ')" "$MAIN" "the parent of the container's init ($PID)"
+}
+
+# ready_script DIR — DIR/ready.sh, the container of --sdnotify=container: it
+# waits for /tmp/go (made by `berth exec`), then sends READY=1 to its
+# NOTIFY_SOCKET as Specs/notify.bats does (busybox's logger: one datagram to
+# /dev/log, a syslog line and then ours), then loops as LOOP.
+ready_script() {
+	mkdir -p "$1"
+	cat >"$1/ready.sh" <<-'EOF'
+		trap "exit 7" TERM
+		echo "waiting for /tmp/go; NOTIFY_SOCKET=$NOTIFY_SOCKET"
+		while [ ! -e /tmp/go ]; do sleep 0.1; done
+		ln -sf "$NOTIFY_SOCKET" /dev/log
+		logger "$(printf 'x\nREADY=1')"
+		echo "sent READY=1"
+		while :; do sleep 0.1; done
+	EOF
+	chmod -R a+rX "$1"
+}
+
+@test "Type=notify, --sdnotify=conmon: active once the container runs; MainPID is the foreground berth" {
+	notify_unit conmon
+	start_system_unit
+	MAIN=$(systemctl show -p MainPID --value "$UNIT")
+	assert_main_is_berth
+	assert_in_unit_group
+	assert_eq "$(systemctl show -p NotifyAccess --value "$UNIT")" all "NotifyAccess"
+	run e exec svc sh -c 'echo "[${NOTIFY_SOCKET-unset}]"'
+	assert_eq "$output" "[unset]" "the container's NOTIFY_SOCKET (conmon mode)"
+	stop_unit 7
+}
+
+@test "Type=notify, --sdnotify=container: activating until the container sends READY=1 through its own socket, then active" {
+	ready_script "$BATS_TEST_TMPDIR/ctl"
+	RUN_FLAGS="-v $BATS_TEST_TMPDIR/ctl:/ctl:ro" CTR_CMD="sh /ctl/ready.sh" notify_unit container
+	start_no_block
+	run e exec svc sh -c 'echo "$NOTIFY_SOCKET"; stat -c %F "$NOTIFY_SOCKET"'
+	assert_eq "$output" "/run/notify/notify.sock
+socket" "the container's NOTIFY_SOCKET"
+	still_activating "the container runs and has said nothing"
+	e exec svc touch /tmp/go
+	becomes_active
+	assert_eq "$(systemctl show -p MainPID --value "$UNIT")" "$MAIN" "MainPID after READY=1"
+	assert_main_is_berth
+	assert_in_unit_group
+	stop_unit 7
+}
+
+@test "Type=notify, --sdnotify=healthy: activating until the health check passes, then active" {
+	RUN_FLAGS="--health-cmd 'test -e /tmp/ok' --health-interval 1s" notify_unit healthy
+	start_no_block
+	# A check has run (and failed) while the unit waits.
+	failed_check() { [[ $(e inspect --format '{{json .State.Health}}' svc | jq '.Log | length') -ge 1 ]]; }
+	wait_until 60 failed_check || fail "no health check ran: $(e inspect --format '{{json .State.Health}}' svc)"
+	still_activating "the check fails"
+	e exec svc touch /tmp/ok
+	becomes_active
+	assert_eq "$(e inspect --format '{{.State.Health.Status}}' svc)" healthy "the container's health"
+	MAIN=$(systemctl show -p MainPID --value "$UNIT")
+	assert_main_is_berth
+	stop_unit 7
+}
+
+@test "Type=notify, --sdnotify=ignore: nothing reaches systemd, the start times out; the container has no NOTIFY_SOCKET" {
+	notify_unit ignore TimeoutStartSec=20
+	start_no_block
+	run e exec svc env
+	assert_status 0
+	assert_eq "$(grep -c NOTIFY_SOCKET <<<"$output")" 0 "NOTIFY_SOCKET lines in the container's environment"
+	assert_eq "$(e inspect --format '{{.Config.SdNotifyMode}}:{{.Config.SdNotifySocket}}' svc)" "ignore:"
+	wait_until 90 unit_down || fail "$UNIT still $(systemctl show -p ActiveState --value "$UNIT")"
+	assert_eq "$(systemctl show -p ActiveState --value "$UNIT")" failed "ActiveState"
+	assert_eq "$(systemctl show -p Result --value "$UNIT")" timeout "Result"
+	never_active || fail "$UNIT was active once"
+	wait_until 30 pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run e ps -a -q
+	assert_eq "$output" "" "berth ps -a (--rm)"
+}
+
+# ------------------------------------------------------------------ quadlet
+# berth as systemd's generator (systemd-units.md): a .container file in
+# /etc/berth/systemd becomes NAME.service at daemon-reload.
+
+# quadlet_file NAME STORE RUNROOT — NAME.container: busybox looping until
+# SIGTERM, which it answers with exit 143 (the unit's SuccessExitStatus=), in
+# the store STORE (GlobalArgs=); the service is installed in multi-user.target.
+quadlet_file() {
+	cat <<-EOF
+		[Unit]
+		Description=berth spec $BATS_TEST_NUMBER: a quadlet container
+
+		[Container]
+		Image=busybox
+		Exec=sh -c "trap 'exit 143' TERM; while :; do sleep 0.1; done"
+		Network=none
+		GlobalArgs=--root $2 --runroot $3
+
+		[Install]
+		WantedBy=multi-user.target
+	EOF
+}
+
+# remove_quadlet SYSTEMCTL... -- UNIT LINK FILE — stop UNIT, remove the
+# generator link and the .container file, daemon-reload.
+remove_quadlet() {
+	local ctl=()
+	while [[ $1 != -- ]]; do ctl+=("$1"); shift; done
+	shift
+	"${ctl[@]}" stop "$1" || true
+	"${ctl[@]}" reset-failed "$1" 2>/dev/null || true
+	rm -f "$2" "$3"
+	"${ctl[@]}" daemon-reload
+}
+
+@test "quadlet: a .container file in /etc/berth/systemd is a service after daemon-reload (berth-generator); it starts, runs its container, stops" {
+	local name=berth-spec-q$BATS_TEST_NUMBER-$$ link=/usr/lib/systemd/system-generators/berth-generator
+	local file=/etc/berth/systemd/$name.container
+	mkdir -p /etc/berth/systemd
+	[[ ! -e $link ]] || fail "$link exists already"
+	quadlet_file "$name" "$STATE" "$RUNROOT" >"$file"
+	ln -s "$BERTH" "$link"
+	UNIT=$name.service
+	CLEANUP+=("remove_quadlet timeout 120 systemctl -- $UNIT $link $file")
+	systemctl daemon-reload
+	run systemctl cat "$UNIT"
+	assert_status 0
+	assert_contains "$output" "# /run/systemd/generator/$UNIT"
+	assert_contains "$output" "ExecStart=$BERTH --root $STATE --runroot $RUNROOT run --name systemd-%N --replace --rm --cgroups=split"
+	assert_contains "$output" "Type=notify"
+	assert_eq "$(systemctl is-enabled "$UNIT" 2>&1)" generated "is-enabled"
+	assert_contains "$(systemctl show -p WantedBy --value "$UNIT")" multi-user.target "WantedBy"
+
+	timeout 120 systemctl start "$UNIT" || fail "systemctl start $UNIT failed: $(journal -u "$UNIT")"
+	assert_eq "$(systemctl show -p ActiveState --value "$UNIT")" active "$UNIT's ActiveState"
+	run e ps --format '{{.Names}} {{.Status}}'
+	assert_status 0
+	[[ $output == "systemd-$name Up"* ]] || fail "berth ps: expected systemd-$name up, got: $output"
+	PID=$(e inspect --format '{{.State.Pid}}' "systemd-$name")
+	MAIN=$(systemctl show -p MainPID --value "$UNIT")
+	assert_main_is_berth
+	timeout 120 systemctl stop "$UNIT" || fail "systemctl stop failed: $(journal -u "$UNIT")"
+	assert_eq "$(systemctl show -p ActiveState --value "$UNIT")" inactive "ActiveState after the stop"
+	assert_eq "$(systemctl show -p Result --value "$UNIT")" success "Result (exit 143 is a success)"
+	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run e ps -a -q
+	assert_eq "$output" "" "berth ps -a after the stop"
+}
+
+# ------------------------------------------------------------------ journald
+
+@test "--log-driver journald: each line an entry with the container's fields, PRIORITY 6 and 3; berth logs reads them back" {
+	local name=j-$BATS_TEST_NUMBER-$$
+	run e run --log-driver journald --name "$name" busybox sh -c 'echo out-1; echo err-line >&2; echo out-2'
+	assert_status 0
+	local id
+	id=$(e inspect --format '{{.Id}}' "$name")
+	entries() { journalctl --no-pager -o json "CONTAINER_NAME=$name" 2>/dev/null; }
+	three() { [[ $(entries | wc -l) -ge 3 ]]; }
+	wait_until 30 three || fail "not three entries for $name: $(entries)"
+	run jq -rs 'map("\(.MESSAGE) \(.PRIORITY) \(.CONTAINER_ID_FULL) \(.CONTAINER_ID) \(.SYSLOG_IDENTIFIER) \(._UID)") | sort | .[]' < <(entries)
+	assert_status 0
+	assert_eq "$output" "err-line 3 $id ${id:0:12} $name 0
+out-1 6 $id ${id:0:12} $name 0
+out-2 6 $id ${id:0:12} $name 0" "the journal entries"
+	run --separate-stderr e logs "$name"
+	assert_status 0
+	assert_eq "$output" "out-1
+out-2" "berth logs, stdout"
+	assert_eq "$stderr" "err-line" "berth logs, stderr"
+}
+
 # ------------------------------------------------------------------ rootless
 
 # as_user CMD... — CMD as $USER_NAME with its manager's runtime dir.
@@ -214,9 +449,9 @@ usctl() { timeout 120 systemctl --user -M "$USER_NAME@" "$@"; }
 user_svc_running() { [[ $(ue inspect --format '{{.State.Status}}' svc 2>/dev/null) == running ]]; }
 
 remove_user_unit() {
-	usctl stop "$UNIT" || true
-	usctl reset-failed "$UNIT" 2>/dev/null || true
-	rm -f "$USER_HOME/.config/systemd/user/$UNIT"
+	usctl stop "$1" || true
+	usctl reset-failed "$1" 2>/dev/null || true
+	rm -f "$USER_HOME/.config/systemd/user/$1"
 	usctl daemon-reload
 }
 
@@ -225,7 +460,10 @@ remove_user_dir() {
 	rm -rf --one-file-system "$USER_DIR"
 }
 
-@test "rootless: the same unit in a lingering user's manager (Delegate=yes in a user unit)" {
+# user_setup — the lingering user (USER_NAME, USER_UID, USER_HOME), the
+# binary it runs (USER_BIN) and a store of its own under its home (USER_DIR)
+# with busybox; skips without a lingering user.
+user_setup() {
 	USER_NAME=${BERTH_SYSTEMD_USER:-${BERTH_VM_LINGER%% *}}
 	[[ -n $USER_NAME ]] || skip "no lingering user: scripts/vm-systemd --linger USER (or BERTH_SYSTEMD_USER)"
 	USER_UID=$(id -u "$USER_NAME") || fail "no user $USER_NAME"
@@ -241,16 +479,27 @@ remove_user_dir() {
 	CLEANUP+=(remove_user_dir)
 	install -o "$USER_NAME" -m 0644 "$BERTH_BUSYBOX_TAR" "$USER_DIR/busybox.tar.gz"
 	ue import -q -c 'CMD ["sh"]' "$USER_DIR/busybox.tar.gz" busybox >/dev/null || fail "import as $USER_NAME failed"
+}
 
+# user_unit [LINE...] — install $UNIT (service_unit with the user's binary
+# and store) in the user's manager; it is stopped and removed at teardown.
+user_unit() {
 	as_user mkdir -p "$USER_HOME/.config/systemd/user"
-	service_unit "$USER_BIN" "$USER_DIR/store" "$USER_DIR/run" >"$USER_HOME/.config/systemd/user/$UNIT"
+	service_unit "$USER_BIN" "$USER_DIR/store" "$USER_DIR/run" "$@" >"$USER_HOME/.config/systemd/user/$UNIT"
 	chown "$USER_NAME:" "$USER_HOME/.config/systemd/user/$UNIT"
 	CLEANUP+=("remove_user_unit $UNIT")
 	usctl daemon-reload
-	usctl start "$UNIT" || fail "systemctl --user start failed: $(journal _SYSTEMD_USER_UNIT="$UNIT")"
+}
+
+ujournal() { journal _SYSTEMD_USER_UNIT="$UNIT"; }
+user_state_is() { [[ $(usctl show -p ActiveState --value "$UNIT") == "$1" ]]; }
+
+# user_unit_started — $UNIT of the user's manager is active and its
+# container runs; sets UNIT_CG, MAIN, PID, CTR_ID and CTR_CG.
+user_unit_started() {
 	[[ $(usctl show -p ActiveState --value "$UNIT") == active ]] ||
-		fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT"), not active: $(journal _SYSTEMD_USER_UNIT="$UNIT")"
-	wait_until 60 user_svc_running || fail "container svc is not running: $(journal _SYSTEMD_USER_UNIT="$UNIT")"
+		fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT"), not active: $(ujournal)"
+	wait_until 60 user_svc_running || fail "container svc is not running: $(ujournal)"
 	UNIT_CG=$(usctl show -p ControlGroup --value "$UNIT")
 	MAIN=$(usctl show -p MainPID --value "$UNIT")
 	PID=$(ue inspect --format '{{.State.Pid}}' svc)
@@ -258,13 +507,92 @@ remove_user_dir() {
 	CTR_CG=$(sed -n 's/^0:://p' "/proc/$PID/cgroup")
 	[[ $UNIT_CG == "/user.slice/user-$USER_UID.slice/user@$USER_UID.service/"* ]] ||
 		fail "the unit's group $UNIT_CG is not in $USER_NAME's manager"
-	assert_in_unit_group
+}
 
-	usctl stop "$UNIT" || fail "systemctl --user stop failed: $(journal _SYSTEMD_USER_UNIT="$UNIT")"
-	assert_eq "$(usctl show -p ExecMainStatus --value "$UNIT")" 7 "ExecMainStatus (the container's exit code)"
+# user_unit_stopped STATUS — systemctl --user stop: the container's exit
+# code, nothing of it left.
+user_unit_stopped() {
+	usctl stop "$UNIT" || fail "systemctl --user stop failed: $(ujournal)"
+	assert_eq "$(usctl show -p ExecMainStatus --value "$UNIT")" "$1" "ExecMainStatus (the container's exit code)"
 	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
 	[[ ! -e /sys/fs/cgroup$CTR_CG ]] || fail "the container's group $CTR_CG is left"
 	run ue ps -a -q
 	assert_status 0
 	assert_eq "$output" "" "berth ps -a (--rm)"
+}
+
+@test "rootless: the same unit in a lingering user's manager (Delegate=yes in a user unit)" {
+	user_setup
+	user_unit
+	usctl start "$UNIT" || fail "systemctl --user start failed: $(ujournal)"
+	user_unit_started
+	assert_in_unit_group
+	user_unit_stopped 7
+}
+
+@test "rootless: Type=notify user units: --sdnotify=conmon is active once the container runs (MainPID berth); --sdnotify=container once the container says READY=1" {
+	user_setup
+	UNIT_TYPE=notify RUN_FLAGS=--sdnotify=conmon user_unit NotifyAccess=all
+	usctl start "$UNIT" || fail "systemctl --user start failed: $(ujournal)"
+	user_unit_started
+	assert_main_is_berth "$USER_BIN"
+	assert_in_unit_group
+	user_unit_stopped 7
+
+	# Another unit: the container says READY=1 itself once told to.
+	ready_script "$USER_DIR/ctl"
+	chown -R "$USER_NAME:" "$USER_DIR/ctl"
+	UNIT=berth-spec-$BATS_TEST_NUMBER-$$-ready.service
+	UNIT_TYPE=notify RUN_FLAGS="--sdnotify=container -v $USER_DIR/ctl:/ctl:ro" CTR_CMD="sh /ctl/ready.sh" \
+		user_unit NotifyAccess=all
+	usctl start --no-block "$UNIT" || fail "systemctl --user start --no-block failed"
+	wait_until 90 user_svc_running || fail "container svc is not running: $(ujournal)"
+	PID=$(ue inspect --format '{{.State.Pid}}' svc)
+	user_state_is activating && [[ $(usctl show -p ActiveEnterTimestampMonotonic --value "$UNIT") == 0 ]] ||
+		fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT") before READY=1 (expected activating): $(ujournal)"
+	# From here, outside the user's manager (as from a login session): the
+	# exec'd process cannot be moved into the container's group.
+	ue exec svc touch /tmp/go
+	wait_until 90 user_state_is active || fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT"), not active: $(ujournal)"
+	user_unit_started
+	assert_main_is_berth "$USER_BIN"
+	assert_in_unit_group
+	user_unit_stopped 7
+}
+
+@test "rootless: quadlet: a .container file in ~/.config/berth/systemd is a user service after daemon-reload (berth-user-generator)" {
+	user_setup
+	local name=berth-spec-q$BATS_TEST_NUMBER-$$ link=/usr/lib/systemd/user-generators/berth-user-generator
+	local dir=$USER_HOME/.config/berth/systemd
+	[[ ! -e $link ]] || fail "$link exists already"
+	as_user mkdir -p "$dir"
+	quadlet_file "$name" "$USER_DIR/store" "$USER_DIR/run" >"$dir/$name.container"
+	chown "$USER_NAME:" "$dir/$name.container"
+	ln -s "$USER_BIN" "$link"
+	UNIT=$name.service
+	CLEANUP+=("remove_quadlet usctl -- $UNIT $link $dir/$name.container")
+	usctl daemon-reload
+	# (systemctl -M cannot cat: the generated file itself)
+	local path
+	path=$(usctl show -p FragmentPath --value "$UNIT")
+	assert_eq "$path" "/run/user/$USER_UID/systemd/generator/$UNIT" "$UNIT's file"
+	output=$(cat "$path")
+	assert_contains "$output" "ExecStart=$USER_BIN --root $USER_DIR/store --runroot $USER_DIR/run run --name systemd-%N --replace --rm --cgroups=split"
+	assert_not_contains "$output" "network-online.target"
+	assert_eq "$(usctl is-enabled "$UNIT" 2>&1)" generated "is-enabled"
+
+	usctl start "$UNIT" || fail "systemctl --user start $UNIT failed: $(ujournal)"
+	assert_eq "$(usctl show -p ActiveState --value "$UNIT")" active "$UNIT's ActiveState"
+	run ue ps --format '{{.Names}} {{.Status}}'
+	assert_status 0
+	[[ $output == "systemd-$name Up"* ]] || fail "berth ps: expected systemd-$name up, got: $output"
+	PID=$(ue inspect --format '{{.State.Pid}}' "systemd-$name")
+	MAIN=$(usctl show -p MainPID --value "$UNIT")
+	assert_main_is_berth "$USER_BIN"
+	usctl stop "$UNIT" || fail "systemctl --user stop failed: $(ujournal)"
+	assert_eq "$(usctl show -p ActiveState --value "$UNIT")" inactive "ActiveState after the stop"
+	assert_eq "$(usctl show -p Result --value "$UNIT")" success "Result (exit 143 is a success)"
+	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run ue ps -a -q
+	assert_eq "$output" "" "berth ps -a after the stop"
 }

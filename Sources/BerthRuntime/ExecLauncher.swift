@@ -104,7 +104,14 @@ public enum ExecLauncher {
         // the new process too.
         let cgroupFD = record.cgroup.flatMap { try? FileDescriptor.open($0, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { cgroupFD?.close() }
-        let child = cgroupFD.map { berth_clone_into_cgroup(0, $0.rawValue) } ?? berth_clone(0)
+        var child = cgroupFD.map { berth_clone_into_cgroup(0, $0.rawValue) } ?? berth_clone(0)
+        // Moving a process between groups needs write access to their common
+        // ancestor: a rootless caller outside the subtree it delegated (a
+        // login shell, for a container of a user unit) may not. Its process
+        // then stays in the caller's group, as crun's exec leaves it.
+        if child < 0, cgroupFD != nil, RuntimePaths.isRootless, Errno.current == .permissionDenied || Errno.current == .notPermitted {
+            child = berth_clone(0)
+        }
         if child == 0 {
             parentEnd.close()
             let childChannel = SyncChannel(childEnd)

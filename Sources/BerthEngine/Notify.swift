@@ -113,7 +113,9 @@ extension SpecBuilder {
         if mode == "healthy" && config.healthcheck == nil {
             throw EngineError(.invalidArgument, "--sdnotify healthy needs a health check: give --health-cmd, or use an image with a HEALTHCHECK")
         }
-        config.sdNotifyMode = mode
+        // Recorded as given: nil is the default (container), which generate
+        // systemd --new turns into the unit's conmon.
+        config.sdNotifyMode = options.sdnotify
         guard mode != "ignore", let value = getenv("NOTIFY_SOCKET"), case let socket = String(cString: value), !socket.isEmpty else { return }
         config.sdNotifySocket = socket
         guard mode == "container" else { return }

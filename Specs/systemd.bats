@@ -343,6 +343,82 @@ socket" "the container's NOTIFY_SOCKET"
 	assert_eq "$output" "" "berth ps -a (--rm)"
 }
 
+@test "--log-driver passthrough: the container's stdout and stderr are the unit's own journal stream, not a copy; berth logs refuses" {
+	RUN_FLAGS="--log-driver passthrough" CTR_CMD="sh -c 'echo pass-out-$$; echo pass-err-$$ >&2; $LOOP'" system_unit
+	start_system_unit
+	# The same socket (systemd's stream to journald) as berth's own, not a
+	# pipe of berth's.
+	local fd
+	for fd in 1 2; do
+		[[ $(readlink "/proc/$MAIN/fd/$fd") == socket:* ]] || fail "berth's fd $fd is $(readlink "/proc/$MAIN/fd/$fd"), not the journal's socket"
+		assert_eq "$(readlink "/proc/$PID/fd/$fd")" "$(readlink "/proc/$MAIN/fd/$fd")" "the container's fd $fd"
+	done
+	both() { journal -u "$UNIT" | grep -q "pass-out-$$" && journal -u "$UNIT" | grep -q "pass-err-$$"; }
+	wait_until 30 both || fail "the lines are not the unit's: $(journal -u "$UNIT")"
+	run --separate-stderr e logs svc
+	assert_status 125
+	assert_contains "$stderr" "passthrough"
+	stop_unit 7
+}
+
+# gen_unit e|ue NAME — with root's berth (e) or the user's (ue): a
+# container NAME that exits 143 on SIGTERM, and `berth generate systemd
+# --new --name` of it on stdout.
+gen_unit() {
+	local g=$1 name=$2
+	"$g" create --name "$name" --network none busybox sh -c "echo $name up; trap 'exit 143' TERM; while :; do sleep 0.1; done" >/dev/null ||
+		fail "berth create $name failed"
+	"$g" generate systemd --new --name "$name" || fail "generate systemd failed"
+}
+
+@test "generate systemd --new: the unit it prints, installed as it is, starts the container anew (active once it runs), stops it cleanly; after a SIGKILL to berth it restarts with a new container" {
+	local name=gen-$BATS_TEST_NUMBER-$$
+	UNIT=container-$name.service
+	gen_unit e "$name" >"/run/systemd/system/$UNIT"
+	CLEANUP+=("remove_system_unit $UNIT")
+	local old
+	old=$(e inspect --format '{{.Id}}' "$name")
+	systemctl daemon-reload
+	assert_eq "$(systemctl show -p Type --value "$UNIT")" notify "Type"
+	timeout 120 systemctl start "$UNIT" || fail "systemctl start $UNIT failed: $(journal -u "$UNIT")"
+	assert_eq "$(systemctl show -p ActiveState --value "$UNIT")" active "ActiveState"
+	run e ps --format '{{.Names}} {{.Status}}'
+	[[ $output == "$name Up"* ]] || fail "berth ps: expected $name up, got: $output"
+	[[ $(e inspect --format '{{.Id}}' "$name") != "$old" ]] || fail "the unit ran the old container, not a new one"
+	PID=$(e inspect --format '{{.State.Pid}}' "$name")
+	CTR_ID=$(e inspect --format '{{.Id}}' "$name")
+	CTR_CG=$(sed -n 's/^0:://p' "/proc/$PID/cgroup")
+	UNIT_CG=$(systemctl show -p ControlGroup --value "$UNIT")
+	MAIN=$(systemctl show -p MainPID --value "$UNIT")
+	assert_main_is_berth
+	assert_in_unit_group
+	journal -u "$UNIT" | grep -q "$name up" || fail "the container's output is not in the unit's journal: $(journal -u "$UNIT")"
+	timeout 120 systemctl stop "$UNIT" || fail "systemctl stop failed: $(journal -u "$UNIT")"
+	assert_eq "$(systemctl show -p ActiveState --value "$UNIT")" inactive "ActiveState after the stop"
+	assert_eq "$(systemctl show -p Result --value "$UNIT")" success "Result (143 is its SuccessExitStatus=)"
+	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run e ps -a -q
+	assert_eq "$output" "" "berth ps -a after the stop"
+
+	# SIGKILL to berth: a failure, so Restart=on-failure starts it again
+	# (ExecStopPost= removed the record berth left, --replace would too).
+	timeout 120 systemctl start "$UNIT" || fail "the second start failed: $(journal -u "$UNIT")"
+	PID=$(e inspect --format '{{.State.Pid}}' "$name")
+	timeout 60 systemctl kill -s SIGKILL --kill-who=main "$UNIT" || fail "systemctl kill failed"
+	wait_until 30 pid_dead "$PID" || fail "the container's process $PID survived its berth"
+	restarted() {
+		[[ $(systemctl show -p NRestarts --value "$UNIT") -ge 1 ]] && state_is active &&
+			[[ $(e inspect --format '{{.State.Status}} {{.State.Pid}}' "$name" 2>/dev/null) == "running "* ]]
+	}
+	wait_until 90 restarted || fail "$UNIT did not come back (Restart=on-failure): $(systemctl show -p NRestarts -p ActiveState "$UNIT" | tr '\n' ' ')$(journal -u "$UNIT")"
+	[[ $(e inspect --format '{{.State.Pid}}' "$name") != "$PID" ]] || fail "the killed container's process $PID runs again"
+	run e ps -a --format '{{.Names}}'
+	assert_eq "$output" "$name" "berth ps -a after the restart (one container)"
+	timeout 120 systemctl stop "$UNIT" || fail "systemctl stop failed: $(journal -u "$UNIT")"
+	run e ps -a -q
+	assert_eq "$output" "" "berth ps -a after the stop"
+}
+
 # ------------------------------------------------------------------ quadlet
 # berth as systemd's generator (systemd-units.md): a .container file in
 # /etc/berth/systemd becomes NAME.service at daemon-reload.
@@ -440,6 +516,14 @@ out-2" "berth logs, stdout"
 # as_user CMD... — CMD as $USER_NAME with its manager's runtime dir.
 as_user() {
 	runuser -u "$USER_NAME" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$USER_HOME" \
+		USER="$USER_NAME" LOGNAME="$USER_NAME" LANG=C.UTF-8 XDG_RUNTIME_DIR="/run/user/$USER_UID" \
+		"$@" <"$BERTH_EMPTY"
+}
+# as_user_in GROUP CMD... — as_user with GROUP as a supplementary group.
+as_user_in() {
+	local group=$1
+	shift
+	runuser -u "$USER_NAME" -g "$(id -gn "$USER_NAME")" -G "$group" -- env -i PATH=/usr/local/bin:/usr/bin:/bin HOME="$USER_HOME" \
 		USER="$USER_NAME" LOGNAME="$USER_NAME" LANG=C.UTF-8 XDG_RUNTIME_DIR="/run/user/$USER_UID" \
 		"$@" <"$BERTH_EMPTY"
 }
@@ -592,6 +676,156 @@ user_unit_stopped() {
 	usctl stop "$UNIT" || fail "systemctl --user stop failed: $(ujournal)"
 	assert_eq "$(usctl show -p ActiveState --value "$UNIT")" inactive "ActiveState after the stop"
 	assert_eq "$(usctl show -p Result --value "$UNIT")" success "Result (exit 143 is a success)"
+	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run ue ps -a -q
+	assert_eq "$output" "" "berth ps -a after the stop"
+}
+
+# limits_script DIR — DIR/limits.sh, a container that tries the unit's
+# limits itself (a rootless `berth exec` from outside the user's manager
+# runs in the caller's group, not under the unit's limits): 200 MB held by
+# tail, then 50 background sleeps; each result goes to /ctl/*.out, then it
+# loops as LOOP.
+limits_script() {
+	mkdir -p "$1"
+	cat >"$1/limits.sh" <<-'EOF'
+		trap "exit 7" TERM
+		head -c 200000000 /dev/zero | tail >/dev/null
+		echo "rc=$?" >/ctl/mem.out
+		(i=0; while [ $i -lt 50 ]; do sleep 60 & i=$((i + 1)); echo $i >/tmp/forked; done) 2>/ctl/fork.err
+		read n </tmp/forked
+		echo "forked=$n" >/ctl/fork.out
+		kill -KILL -1
+		while :; do sleep 0.1; done
+	EOF
+}
+
+@test "rootless: MemoryMax= and TasksMax= of a user unit bind its container; SIGKILL to berth leaves no container process" {
+	user_setup
+	local ctl=$USER_DIR/ctl
+	limits_script "$ctl"
+	chown -R "$USER_NAME:" "$ctl"
+	RUN_FLAGS="-v $ctl:/ctl" CTR_CMD="sh /ctl/limits.sh" user_unit MemoryMax=64M TasksMax=20
+	usctl start "$UNIT" || fail "systemctl --user start failed: $(ujournal)"
+	user_unit_started
+	assert_in_unit_group
+	local unit=/sys/fs/cgroup$UNIT_CG
+	assert_eq "$(cat "$unit/memory.max") $(cat "$unit/pids.max")" "67108864 20" "the user unit's memory.max and pids.max"
+	fork_done() { [[ -s $ctl/fork.out ]]; }
+	wait_until 120 fork_done || fail "the container did not get through its limits: $(ls "$ctl") $(ujournal)"
+	assert_eq "$(cat "$ctl/mem.out")" "rc=137" "the allocation's exit status (SIGKILL)"
+	local ooms
+	ooms=$(awk '$1 == "oom_kill" { print $2 }' "$unit/memory.events")
+	((ooms >= 1)) || fail "no oom_kill in the user unit's memory.events: $(cat "$unit/memory.events")"
+	assert_contains "$(cat "$ctl/fork.err")" "can't fork"
+	[[ $(cat "$ctl/fork.out") =~ forked=([0-9]+) ]] || fail "no count: $(cat "$ctl/fork.out")"
+	((BASH_REMATCH[1] < 50)) || fail "all 50 forks succeeded under TasksMax=20"
+
+	usctl kill -s SIGKILL --kill-who=main "$UNIT" || fail "systemctl --user kill failed"
+	user_down() { [[ $(usctl show -p ActiveState --value "$UNIT") == @(inactive|failed) ]]; }
+	wait_until 60 user_down || fail "$UNIT still $(usctl show -p ActiveState --value "$UNIT")"
+	wait_until 30 pid_dead "$PID" || fail "the container's process $PID survived its berth: $(ps -o pid,args -p "$PID")"
+	pid_dead "$MAIN" || fail "berth ($MAIN) survived SIGKILL"
+	[[ ! -e /sys/fs/cgroup$CTR_CG ]] || fail "the container's group $CTR_CG is left"
+	run ue ps -q
+	assert_status 0
+	assert_eq "$output" "" "berth ps (running containers)"
+	run ue ps -a --format '{{.Names}} {{.Status}}'
+	[[ -z $output || $output == "svc Exited"* ]] || fail "berth ps -a: expected nothing or svc exited, got: $output"
+}
+
+@test "rootless: Type=notify user units: --sdnotify=healthy is active once the health check passes; --sdnotify=ignore never (the start times out)" {
+	user_setup
+	UNIT_TYPE=notify RUN_FLAGS="--sdnotify=healthy --health-cmd 'test -e /tmp/ok' --health-interval 1s" user_unit NotifyAccess=all
+	usctl start --no-block "$UNIT" || fail "systemctl --user start --no-block failed"
+	wait_until 90 user_svc_running || fail "container svc is not running: $(ujournal)"
+	failed_check() { [[ $(ue inspect --format '{{json .State.Health}}' svc | jq '.Log | length') -ge 1 ]]; }
+	wait_until 60 failed_check || fail "no health check ran: $(ue inspect --format '{{json .State.Health}}' svc)"
+	user_state_is activating && [[ $(usctl show -p ActiveEnterTimestampMonotonic --value "$UNIT") == 0 ]] ||
+		fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT") while the check fails (expected activating): $(ujournal)"
+	ue exec svc touch /tmp/ok
+	wait_until 90 user_state_is active || fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT"), not active: $(ujournal)"
+	assert_eq "$(ue inspect --format '{{.State.Health.Status}}' svc)" healthy "the container's health"
+	user_unit_started
+	assert_main_is_berth "$USER_BIN"
+	user_unit_stopped 7
+
+	UNIT=berth-spec-$BATS_TEST_NUMBER-$$-ignore.service
+	UNIT_TYPE=notify RUN_FLAGS=--sdnotify=ignore user_unit NotifyAccess=all TimeoutStartSec=20
+	usctl start --no-block "$UNIT" || fail "systemctl --user start --no-block failed"
+	wait_until 90 user_svc_running || fail "container svc is not running: $(ujournal)"
+	PID=$(ue inspect --format '{{.State.Pid}}' svc)
+	run ue exec svc env
+	assert_status 0
+	assert_eq "$(grep -c NOTIFY_SOCKET <<<"$output")" 0 "NOTIFY_SOCKET lines in the container's environment"
+	user_failed() { user_state_is failed; }
+	wait_until 90 user_failed || fail "$UNIT is $(usctl show -p ActiveState --value "$UNIT"), not failed"
+	assert_eq "$(usctl show -p Result --value "$UNIT")" timeout "Result"
+	assert_eq "$(usctl show -p ActiveEnterTimestampMonotonic --value "$UNIT")" 0 "ActiveEnterTimestampMonotonic (never active)"
+	wait_until 30 pid_dead "$PID" || fail "the container's process $PID outlived the unit"
+	run ue ps -a -q
+	assert_eq "$output" "" "berth ps -a (--rm)"
+}
+
+@test "rootless: log drivers in a user unit: journald entries carry the user's uid and the container's fields, berth logs reads them back; passthrough lines are the unit's own" {
+	user_setup
+	RUN_FLAGS="--log-driver journald" CTR_CMD="sh -c 'echo jout-$$; echo jerr-$$ >&2; $LOOP'" user_unit
+	usctl start "$UNIT" || fail "systemctl --user start failed: $(ujournal)"
+	user_unit_started
+	entries() { journalctl --no-pager -o json "CONTAINER_ID_FULL=$CTR_ID" 2>/dev/null; }
+	two() { [[ $(entries | wc -l) -ge 2 ]]; }
+	wait_until 30 two || fail "not two entries for $CTR_ID: $(entries)"
+	run jq -rs 'map("\(.MESSAGE) \(.PRIORITY) \(.CONTAINER_NAME) \(._UID)") | sort | .[]' < <(entries)
+	assert_eq "$output" "jerr-$$ 3 svc $USER_UID
+jout-$$ 6 svc $USER_UID" "the journal entries"
+	# The VM's journal is volatile: one file, readable by the groups
+	# systemd-journal and adm (persistent storage would give the user a file
+	# of its own): outside those groups berth logs says it cannot read it;
+	# as a member of systemd-journal the user reads its entries back.
+	run --separate-stderr ue logs svc
+	assert_status 125
+	assert_contains "$stderr" "cannot read the journal: journalctl: No journal files were opened due to insufficient permissions"
+	run --separate-stderr as_user_in systemd-journal timeout 60 "$USER_BIN" --root "$USER_DIR/store" --runroot "$USER_DIR/run" logs svc
+	assert_status 0
+	assert_eq "$output" "jout-$$" "berth logs, stdout"
+	assert_eq "$stderr" "jerr-$$" "berth logs, stderr"
+	user_unit_stopped 7
+
+	UNIT=berth-spec-$BATS_TEST_NUMBER-$$-pass.service
+	RUN_FLAGS="--log-driver passthrough" CTR_CMD="sh -c 'echo pout-$$; echo perr-$$ >&2; $LOOP'" user_unit
+	usctl start "$UNIT" || fail "systemctl --user start failed: $(ujournal)"
+	user_unit_started
+	local fd
+	for fd in 1 2; do
+		assert_eq "$(readlink "/proc/$PID/fd/$fd")" "$(readlink "/proc/$MAIN/fd/$fd")" "the container's fd $fd (berth's)"
+	done
+	both() { ujournal | grep -q "pout-$$" && ujournal | grep -q "perr-$$"; }
+	wait_until 30 both || fail "the lines are not the unit's: $(ujournal)"
+	user_unit_stopped 7
+}
+
+@test "rootless: generate systemd --new: the unit it prints runs in the user's manager: active once the container runs, a clean stop" {
+	user_setup
+	local name=gen-$BATS_TEST_NUMBER-$$
+	UNIT=container-$name.service
+	as_user mkdir -p "$USER_HOME/.config/systemd/user"
+	gen_unit ue "$name" >"$USER_HOME/.config/systemd/user/$UNIT"
+	chown "$USER_NAME:" "$USER_HOME/.config/systemd/user/$UNIT"
+	CLEANUP+=("remove_user_unit $UNIT")
+	usctl daemon-reload
+	usctl start "$UNIT" || fail "systemctl --user start $UNIT failed: $(ujournal)"
+	assert_eq "$(usctl show -p ActiveState --value "$UNIT")" active "ActiveState"
+	run ue ps --format '{{.Names}} {{.Status}}'
+	[[ $output == "$name Up"* ]] || fail "berth ps: expected $name up, got: $output"
+	PID=$(ue inspect --format '{{.State.Pid}}' "$name")
+	CTR_ID=$(ue inspect --format '{{.Id}}' "$name")
+	CTR_CG=$(sed -n 's/^0:://p' "/proc/$PID/cgroup")
+	UNIT_CG=$(usctl show -p ControlGroup --value "$UNIT")
+	MAIN=$(usctl show -p MainPID --value "$UNIT")
+	assert_main_is_berth "$USER_BIN"
+	assert_in_unit_group
+	usctl stop "$UNIT" || fail "systemctl --user stop failed: $(ujournal)"
+	assert_eq "$(usctl show -p Result --value "$UNIT")" success "Result (143 is its SuccessExitStatus=)"
 	pid_dead "$PID" || fail "the container's process $PID outlived the unit"
 	run ue ps -a -q
 	assert_eq "$output" "" "berth ps -a after the stop"

@@ -20,7 +20,9 @@ let package = Package(
         .target(name: "CBerth"),
         .systemLibrary(name: "CSeccomp", pkgConfig: "libseccomp", providers: [.apt(["libseccomp-dev"])]),
         .systemLibrary(name: "CCap", pkgConfig: "libcap", providers: [.apt(["libcap-dev"])]),
-        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        // libarchive's API (libarchive-dev's headers); the library is loaded
+        // on first use, not linked (Sources/CArchive/archive.c).
+        .target(name: "CArchive"),
         // Streaming decompression for layers: ISA-L's igzip (gzip), zstd, zlib.
         .systemLibrary(name: "CCompress", providers: [.apt(["libisal-dev", "libzstd-dev", "zlib1g-dev"])]),
         .target(name: "BerthOS", dependencies: ["CBerth"]),

@@ -18,6 +18,19 @@ teardown() { engine_teardown; }
 	assert_contains "$output" "first Exited (3)"
 }
 
+@test "a foreground run does not load libarchive (loaded on first tar use only); export, which uses it, still works" {
+	berth_bg "$BATS_TEST_TMPDIR/run.out" "$BERTH" --root "$STATE" --runroot "$RUNROOT" run --name lazy busybox sleep 30
+	local pid=$BG_PID
+	running() { [[ $(e inspect --format '{{.State.Status}}' lazy 2>/dev/null) == running ]]; }
+	wait_until 30 running || fail "the container did not start: $(cat "$BATS_TEST_TMPDIR/run.out")"
+	run grep -c libarchive "/proc/$pid/maps"
+	assert_eq "$output" 0 "libarchive mappings of the foreground berth ($pid)"
+	e export -o "$BATS_TEST_TMPDIR/lazy.tar" lazy
+	tar -tf "$BATS_TEST_TMPDIR/lazy.tar" | grep -qx 'bin/busybox' || fail "no bin/busybox in the export: $(tar -tf "$BATS_TEST_TMPDIR/lazy.tar" | head)"
+	e rm -f lazy >/dev/null
+	berth_wait_bg "$pid" 30 || true
+}
+
 @test "run -d: a monitor keeps the container; ps, logs, exec, stop, rm" {
 	run e run -d --name web busybox sh -c 'trap "echo bye; exit 0" TERM; echo started; while true; do sleep 0.1; done'
 	assert_status 0

@@ -91,7 +91,7 @@ package enum LayerUnpacker {
                                options: LayerUnpackOptions) throws(ImageError) -> LayerUnpackResult {
         let stream = LayerStream(decompressor: makeDecompressor(input: input, compression: compression))
         var writer = LayerWriter(root: LayerRoot(descriptor: root, useOpenat2: options.useOpenat2), options: options)
-        guard let archive = archive_read_new() else { throw ImageError("unpack layer: out of memory") }
+        guard let archive = archive_read_new() else { throw archiveFailure("unpack layer") }
         defer { archive_read_free(archive) }
         archive_read_support_format_tar(archive)
         archive_read_support_filter_none(archive)
@@ -145,6 +145,14 @@ package enum LayerUnpacker {
         guard let first = text.first else { return "unreadable tar archive" }
         return first.lowercased() + text.dropFirst()
     }
+}
+
+/// The error of a libarchive constructor that returned nil: the library
+/// (loaded on first use, Sources/CArchive) could not be loaded, or memory
+/// ran out.
+func archiveFailure(_ what: String) -> ImageError {
+    guard let reason = berth_archive_load_error() else { return ImageError("\(what): out of memory") }
+    return ImageError("\(what): \(String(cString: reason))")
 }
 
 /// The uncompressed side, as libarchive's read callback sees it: every byte

@@ -14,7 +14,7 @@ package struct TarReader: ~Copyable {
 
     /// The descriptor stays open; the caller closes it.
     package init(descriptor: FileDescriptor) throws(ImageError) {
-        guard let archive = archive_read_new() else { throw ImageError("tar: out of memory") }
+        guard let archive = archive_read_new() else { throw archiveFailure("tar") }
         archive_read_support_format_tar(archive)
         archive_read_support_filter_gzip(archive)
         archive_read_support_filter_none(archive)

@@ -15,7 +15,7 @@ package struct TarWriter: ~Copyable {
 
     /// The descriptor stays open; the caller closes it after `finish()`.
     package init(descriptor: FileDescriptor) throws(ImageError) {
-        guard let archive = archive_write_new() else { throw ImageError("tar: out of memory") }
+        guard let archive = archive_write_new() else { throw archiveFailure("tar") }
         if archive_write_set_format_pax_restricted(archive) != ARCHIVE_OK
             || archive_write_set_bytes_in_last_block(archive, 1) != ARCHIVE_OK
             || archive_write_open_fd(archive, descriptor.rawValue) != ARCHIVE_OK {
@@ -25,7 +25,7 @@ package struct TarWriter: ~Copyable {
         }
         guard let entry = archive_entry_new() else {
             archive_write_free(archive)
-            throw ImageError("tar: out of memory")
+            throw archiveFailure("tar")
         }
         self.archive = archive
         self.entry = entry
